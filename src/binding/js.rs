@@ -1,0 +1,252 @@
+//! Conversions between JavaScript values and core types, and the one place
+//! where a [`CoreError`] becomes a JavaScript `Error`.
+
+use crate::core::error::CoreError;
+use napi::bindgen_prelude::{
+    Buffer, FromNapiValue, Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Unknown,
+};
+use napi::{Env, JsValue, Status, ValueType};
+use std::future::Future;
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+/// Builds the JavaScript `Error` for a core error: `message`, a stable `code`,
+/// and, for librdkafka errors, `librdkafkaCode`, `librdkafkaName` and `retriable`.
+pub fn js_error(env: &Env, error: CoreError) -> napi::Error {
+    let build = || -> napi::Result<napi::Error> {
+        let mut object = env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
+        object.set_named_property("code", error.code())?;
+        if let Some(code) = error.librdkafka_code() {
+            object.set_named_property("librdkafkaCode", code)?;
+        }
+        if let Some(name) = error.librdkafka_name() {
+            object.set_named_property("librdkafkaName", name)?;
+        }
+        object.set_named_property("retriable", error.is_retriable())?;
+        Ok(napi::Error::from(object.to_unknown()))
+    };
+    // If even building the error fails (the environment is shutting down),
+    // fall back to napi's plain error, still carrying the message.
+    build().unwrap_or_else(|_| napi::Error::new(Status::GenericFailure, format!("{}: {error}", error.code())))
+}
+
+/// Runs a core future on the runtime and settles a promise with its result,
+/// converting the value (or the error) on the JavaScript thread.
+pub fn promise<'env, T, V, F, C>(env: &'env Env, future: F, convert: C) -> napi::Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+    F: Future<Output = CoreResult<T>> + Send + 'static,
+    C: FnOnce(&Env, T) -> napi::Result<V> + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(future.await) }, move |env, result| match result {
+        Ok(value) => convert(env, value),
+        Err(error) => Err(js_error(env, error)),
+    })
+}
+
+/// A rejected promise for an error found before any work started, so async
+/// methods never throw synchronously.
+pub fn rejected<'env, V: ToNapiValue + Send + 'static>(
+    env: &'env Env,
+    error: CoreError,
+) -> napi::Result<PromiseRaw<'env, V>> {
+    promise(env, async move { Err::<(), _>(error) }, |_, ()| -> napi::Result<V> {
+        Err(napi::Error::new(Status::GenericFailure, "unreachable"))
+    })
+}
+
+pub fn invalid(message: impl Into<String>) -> CoreError {
+    CoreError::invalid_arg(message)
+}
+
+/// A readable name for a value's type, for error messages.
+pub fn type_name(value: &Unknown<'_>) -> &'static str {
+    match value.get_type() {
+        Ok(ValueType::Undefined) => "undefined",
+        Ok(ValueType::Null) => "null",
+        Ok(ValueType::Boolean) => "boolean",
+        Ok(ValueType::Number) => "number",
+        Ok(ValueType::String) => "string",
+        Ok(ValueType::Symbol) => "symbol",
+        Ok(ValueType::Object) => {
+            if value.is_array().unwrap_or(false) {
+                "array"
+            } else if value.is_buffer().unwrap_or(false) {
+                "Buffer"
+            } else {
+                "object"
+            }
+        }
+        Ok(ValueType::Function) => "function",
+        Ok(ValueType::External) => "external",
+        Ok(ValueType::BigInt) => "bigint",
+        _ => "unknown",
+    }
+}
+
+pub fn is_nullish(value: &Unknown<'_>) -> bool {
+    matches!(value.get_type(), Ok(ValueType::Undefined | ValueType::Null))
+}
+
+pub fn as_option<'a>(value: Option<Unknown<'a>>) -> Option<Unknown<'a>> {
+    value.filter(|value| !is_nullish(value))
+}
+
+pub fn string(value: &Unknown<'_>, what: &str) -> CoreResult<String> {
+    if !matches!(value.get_type(), Ok(ValueType::String)) {
+        return Err(invalid(format!("{what} must be a string (got {})", type_name(value))));
+    }
+    // SAFETY: the value was just checked to be a string of this environment.
+    unsafe { String::from_napi_value(value.value().env, value.raw()) }
+        .map_err(|error| invalid(format!("{what}: {}", error.reason)))
+}
+
+/// An identifier: a non-empty string, or a finite integer rendered in decimal.
+pub fn identifier(value: &Unknown<'_>, what: &str) -> CoreResult<String> {
+    match value.get_type() {
+        Ok(ValueType::String) => string(value, what),
+        Ok(ValueType::Number) => {
+            let number = number(value, what)?;
+            if number.fract() != 0.0 || number.abs() > 9_007_199_254_740_991.0 {
+                return Err(invalid(format!("{what} must be a string or a safe integer (got {number})")));
+            }
+            Ok(format!("{}", number as i64))
+        }
+        _ => Err(invalid(format!("{what} must be a string (got {})", type_name(value)))),
+    }
+}
+
+pub fn number(value: &Unknown<'_>, what: &str) -> CoreResult<f64> {
+    if !matches!(value.get_type(), Ok(ValueType::Number)) {
+        return Err(invalid(format!("{what} must be a number (got {})", type_name(value))));
+    }
+    // SAFETY: the value was just checked to be a number of this environment.
+    let number = unsafe { f64::from_napi_value(value.value().env, value.raw()) }
+        .map_err(|error| invalid(format!("{what}: {}", error.reason)))?;
+    if !number.is_finite() {
+        return Err(invalid(format!("{what} must be a finite number (got {number})")));
+    }
+    Ok(number)
+}
+
+/// An integer within `[min, max]`, given as a number.
+pub fn integer(value: &Unknown<'_>, what: &str, min: i64, max: i64) -> CoreResult<i64> {
+    let number = number(value, what)?;
+    if number.fract() != 0.0 || number < min as f64 || number > max as f64 {
+        return Err(invalid(format!("{what} must be an integer between {min} and {max} (got {number})")));
+    }
+    Ok(number as i64)
+}
+
+pub fn boolean(value: &Unknown<'_>, what: &str) -> CoreResult<bool> {
+    if !matches!(value.get_type(), Ok(ValueType::Boolean)) {
+        return Err(invalid(format!("{what} must be a boolean (got {})", type_name(value))));
+    }
+    // SAFETY: the value was just checked to be a boolean of this environment.
+    unsafe { bool::from_napi_value(value.value().env, value.raw()) }.map_err(|error| invalid(format!("{what}: {}", error.reason)))
+}
+
+/// A plain object (not an array, not a Buffer, not null).
+pub fn object<'env>(value: &Unknown<'env>, what: &str) -> CoreResult<Object<'env>> {
+    if !matches!(value.get_type(), Ok(ValueType::Object)) || value.is_array().unwrap_or(false) || value.is_buffer().unwrap_or(false) {
+        return Err(invalid(format!("{what} must be an object (got {})", type_name(value))));
+    }
+    // SAFETY: the value was just checked to be an object of this environment.
+    unsafe { Object::from_napi_value(value.value().env, value.raw()) }.map_err(|error| invalid(format!("{what}: {}", error.reason)))
+}
+
+/// A named property, `None` when absent, `undefined` or `null`.
+pub fn property<'env>(object: &Object<'env>, name: &str, what: &str) -> CoreResult<Option<Unknown<'env>>> {
+    let value: Unknown<'env> = object
+        .get_named_property(name)
+        .map_err(|error| invalid(format!("{what}.{name} could not be read: {}", error.reason)))?;
+    Ok(as_option(Some(value)))
+}
+
+/// Own enumerable property names of an object.
+pub fn keys(object: &Object<'_>, what: &str) -> CoreResult<Vec<String>> {
+    let names = Object::keys(object).map_err(|error| invalid(format!("{what} keys could not be read: {}", error.reason)))?;
+    Ok(names)
+}
+
+pub fn array<'env>(value: &Unknown<'env>, what: &str) -> CoreResult<Vec<Unknown<'env>>> {
+    if !value.is_array().unwrap_or(false) {
+        return Err(invalid(format!("{what} must be an array (got {})", type_name(value))));
+    }
+    // SAFETY: the value was just checked to be an array of this environment.
+    let array = unsafe { Object::from_napi_value(value.value().env, value.raw()) }
+        .map_err(|error| invalid(format!("{what}: {}", error.reason)))?;
+    let length: u32 = array
+        .get_array_length()
+        .map_err(|error| invalid(format!("{what}: {}", error.reason)))?;
+    (0..length)
+        .map(|index| {
+            array
+                .get_element::<Unknown<'env>>(index)
+                .map_err(|error| invalid(format!("{what}[{index}]: {}", error.reason)))
+        })
+        .collect()
+}
+
+/// Bytes of a string (UTF-8) or a Buffer.
+pub fn bytes(value: &Unknown<'_>, what: &str) -> CoreResult<Vec<u8>> {
+    match value.get_type() {
+        Ok(ValueType::String) => string(value, what).map(String::into_bytes),
+        Ok(ValueType::Object) if value.is_buffer().unwrap_or(false) => {
+            // SAFETY: the value was just checked to be a Buffer of this environment.
+            let buffer = unsafe { Buffer::from_napi_value(value.value().env, value.raw()) }
+                .map_err(|error| invalid(format!("{what}: {}", error.reason)))?;
+            Ok(buffer.to_vec())
+        }
+        _ => Err(invalid(format!("{what} must be a string or a Buffer (got {})", type_name(value)))),
+    }
+}
+
+/// A message payload: a string or Buffer as is, anything else as JSON.
+pub fn payload(env: &Env, value: &Unknown<'_>, what: &str) -> CoreResult<Vec<u8>> {
+    match value.get_type() {
+        Ok(ValueType::String) => bytes(value, what),
+        Ok(ValueType::Object) if value.is_buffer().unwrap_or(false) => bytes(value, what),
+        _ => json(env, value, what).map(String::into_bytes),
+    }
+}
+
+/// `JSON.stringify(value)`, with its failures (cycles, BigInt, values with no
+/// JSON form) reported as invalid arguments rather than thrown.
+pub fn json(env: &Env, value: &Unknown<'_>, what: &str) -> CoreResult<String> {
+    let stringify = || -> napi::Result<Unknown<'_>> {
+        let global = env.get_global()?;
+        let json: Object<'_> = global.get_named_property("JSON")?;
+        let stringify: Function<'_, Unknown<'_>, Unknown<'_>> = json.get_named_property("stringify")?;
+        stringify.call(*value)
+    };
+    let encoded = stringify().map_err(|error| invalid(format!("{what} cannot be serialised to JSON: {}", error.reason)))?;
+    if !matches!(encoded.get_type(), Ok(ValueType::String)) {
+        return Err(invalid(format!("{what} has no JSON representation (got {})", type_name(value))));
+    }
+    string(&encoded, what)
+}
+
+/// Reads an optional property and converts it with `convert`.
+pub fn optional<'env, T>(
+    object: &Object<'env>,
+    name: &str,
+    what: &str,
+    convert: impl FnOnce(&Unknown<'env>, &str) -> CoreResult<T>,
+) -> CoreResult<Option<T>> {
+    match property(object, name, what)? {
+        Some(value) => convert(&value, &format!("{what}.{name}")).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Rejects properties the API does not know, so a typo does not pass silently.
+pub fn reject_unknown_keys(object: &Object<'_>, what: &str, known: &[&str]) -> CoreResult<()> {
+    for key in keys(object, what)? {
+        if !known.contains(&key.as_str()) {
+            return Err(invalid(format!("{what} has an unknown option `{key}` (known: {})", known.join(", "))));
+        }
+    }
+    Ok(())
+}

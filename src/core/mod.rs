@@ -1,0 +1,9 @@
+//! The pure Rust core: configuration, clients, events and errors. Nothing in
+//! here knows about N-API; `crate::binding` converts and calls.
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod events;
+pub mod logging;
+pub mod producer;

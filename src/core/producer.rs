@@ -1,0 +1,666 @@
+//! The application's producer: per-message delivery futures, keyed
+//! partitioning, safe defaults, a connection monitor and a clean shutdown.
+
+use crate::core::config::{ClientOptions, ClientSettings};
+use crate::core::context::KafkaContext;
+use crate::core::error::{CoreError, Result};
+use crate::core::events::{self, validate_topic_name};
+use crate::core::logging::{ClientLog, LogSink};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::util::Timeout;
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// Defaults for a producer that must neither lose nor duplicate events:
+/// idempotence (which implies `acks=all` and ordered retries), a fast codec, a
+/// short linger so concurrent sends share a request, and Java's partitioner
+/// so a key maps to the same partition as with kafkajs and Java clients.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("compression.type", "lz4"),
+    ("linger.ms", "5"),
+    ("partitioner", "murmur2_random"),
+    ("message.timeout.ms", "120000"),
+];
+
+pub const DEFAULT_CLIENT_ID: &str = "kafka-napi-producer";
+
+#[derive(Clone)]
+pub struct ProducerOptions {
+    pub client: ClientOptions,
+    /// How long `send` waits for room when librdkafka's local queue is full.
+    pub enqueue_timeout: Duration,
+    /// Pause between connection attempts while the cluster is unreachable.
+    pub connect_retry_interval: Duration,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        ProducerOptions {
+            client: ClientOptions::default(),
+            enqueue_timeout: Duration::from_secs(5),
+            connect_retry_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One message to produce. `value: None` is a tombstone.
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingMessage {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub partition: Option<i32>,
+    /// Milliseconds since the Unix epoch; librdkafka uses "now" when absent.
+    pub timestamp: Option<i64>,
+}
+
+/// Where a message was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// `-1` lets the broker choose its default.
+    pub replication_factor: i32,
+    pub config: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcome {
+    pub name: String,
+    /// `false` when the topic already existed.
+    pub created: bool,
+}
+
+type Handle = FutureProducer<KafkaContext>;
+type Admin = AdminClient<KafkaContext>;
+
+pub struct Producer {
+    settings: ClientSettings,
+    options: ProducerOptions,
+    log: ClientLog,
+    handle: RwLock<Option<Arc<Handle>>>,
+    admin: Mutex<Option<Arc<Admin>>>,
+    connected: watch::Sender<bool>,
+    monitor: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises `disconnect` so a second call waits for the first.
+    shutdown: tokio::sync::Mutex<()>,
+}
+
+impl Producer {
+    /// Validates the configuration and creates the librdkafka handle. No
+    /// network I/O happens here; librdkafka connects in its own threads.
+    pub fn new(options: ProducerOptions, sink: Arc<dyn LogSink>) -> Result<Arc<Self>> {
+        Self::with_env(options, sink, |key| std::env::var(key).ok())
+    }
+
+    pub fn with_env(
+        options: ProducerOptions,
+        sink: Arc<dyn LogSink>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Arc<Self>> {
+        if options.enqueue_timeout > Duration::from_secs(3600) {
+            return Err(CoreError::invalid_arg("enqueueTimeoutMs must be at most 3600000"));
+        }
+        if options.connect_retry_interval < Duration::from_millis(10) {
+            return Err(CoreError::invalid_arg("retryIntervalMs must be at least 10"));
+        }
+        let settings = ClientSettings::resolve(&options.client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
+        let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
+        let context = KafkaContext::new(log.span().clone());
+        let handle: Handle = settings
+            .to_rdkafka()
+            .create_with_context(context)
+            .map_err(|error| settings.config_error(&error))?;
+        log.span().in_scope(|| tracing::debug!(config = ?settings, "Kafka producer created"));
+        let (connected, _) = watch::channel(false);
+        Ok(Arc::new(Producer {
+            settings,
+            options,
+            log,
+            handle: RwLock::new(Some(Arc::new(handle))),
+            admin: Mutex::new(None),
+            connected,
+            monitor: Mutex::new(None),
+            shutdown: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.settings.client_id
+    }
+
+    pub fn brokers(&self) -> &[String] {
+        &self.settings.brokers
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    fn current_handle(&self) -> Result<Arc<Handle>> {
+        self.handle
+            .read()
+            .ok()
+            .and_then(|guard| guard.clone())
+            .ok_or(CoreError::Disconnected("producer"))
+    }
+
+    /// Starts the connection monitor: it retries every
+    /// `connect_retry_interval` until the cluster answers, logging each
+    /// failure, and never fails the application. With `wait`, also waits up to
+    /// that long for the first successful contact.
+    pub async fn connect(self: &Arc<Self>, wait: Option<Duration>) -> Result<()> {
+        self.current_handle()?;
+        self.start_monitor();
+        let Some(wait) = wait else { return Ok(()) };
+        let mut connected = self.connected.subscribe();
+        let outcome = tokio::time::timeout(wait, connected.wait_for(|up| *up)).await.map(|seen| seen.map(|_| ()));
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CoreError::Disconnected("producer")),
+            Err(_) => Err(CoreError::TimedOut(format!(
+                "could not reach Kafka brokers {} within {} ms (still retrying in the background)",
+                self.settings.brokers.join(","),
+                wait.as_millis()
+            ))),
+        }
+    }
+
+    fn start_monitor(self: &Arc<Self>) {
+        let Ok(mut monitor) = self.monitor.lock() else { return };
+        if monitor.is_some() || self.is_connected() {
+            return;
+        }
+        let producer = Arc::downgrade(self);
+        let span = self.log.span().clone();
+        *monitor = Some(tokio::spawn(monitor_connection(producer).instrument(span)));
+    }
+
+    /// Sends messages, each with its own delivery acknowledgement, and resolves
+    /// once every one is acknowledged by the cluster. A failure rejects with
+    /// the first error; messages enqueued before it are still delivered.
+    pub async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<DeliveryReport>> {
+        if messages.is_empty() {
+            return Err(CoreError::invalid_arg("messages must contain at least one message"));
+        }
+        for (index, message) in messages.iter().enumerate() {
+            validate_message(message).map_err(|error| at_index(error, index, messages.len()))?;
+        }
+        let mut pending = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let delivery = self
+                .enqueue(message)
+                .await
+                .map_err(|error| at_index(error, index, messages.len()))?;
+            pending.push(delivery);
+        }
+        let mut reports = Vec::with_capacity(pending.len());
+        for (index, (delivery, message)) in pending.into_iter().zip(&messages).enumerate() {
+            let report = await_delivery(delivery, &message.topic)
+                .await
+                .map_err(|error| at_index(error, index, messages.len()))?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Sends one message and waits for its acknowledgement.
+    pub async fn send_one(&self, message: OutgoingMessage) -> Result<DeliveryReport> {
+        validate_message(&message)?;
+        let delivery = self.enqueue(&message).await?;
+        await_delivery(delivery, &message.topic).await
+    }
+
+    /// Hands one message to librdkafka, waiting (asynchronously) for room in
+    /// its local queue for at most `enqueue_timeout`.
+    async fn enqueue(&self, message: &OutgoingMessage) -> Result<DeliveryFuture> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let outcome = {
+                let handle = self.current_handle()?;
+                let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic);
+                if let Some(key) = &message.key {
+                    record = record.key(key.as_slice());
+                }
+                if let Some(value) = &message.value {
+                    record = record.payload(value.as_slice());
+                }
+                if let Some(partition) = message.partition {
+                    record = record.partition(partition);
+                }
+                if let Some(timestamp) = message.timestamp {
+                    record = record.timestamp(timestamp);
+                }
+                if !message.headers.is_empty() {
+                    let headers = message.headers.iter().fold(
+                        OwnedHeaders::new_with_capacity(message.headers.len()),
+                        |headers, (key, value)| {
+                            headers.insert(Header {
+                                key,
+                                value: value.as_deref(),
+                            })
+                        },
+                    );
+                    record = record.headers(headers);
+                }
+                handle.send_result(record).map_err(|(error, _)| error)
+            };
+            match outcome {
+                Ok(delivery) => return Ok(delivery),
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                    if started.elapsed() < self.options.enqueue_timeout =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(error) => return Err(CoreError::kafka(format!("cannot send to topic `{}`", message.topic), &error)),
+            }
+        }
+    }
+
+    /// Builds and sends a `MovieEvent` keyed by `movie_id`.
+    pub async fn send_movie_event(
+        &self,
+        event_type: &str,
+        user_id: &str,
+        movie_id: &str,
+        metadata_json: Option<&str>,
+    ) -> Result<DeliveryReport> {
+        let value = events::encode_movie_event(event_type, user_id, movie_id, metadata_json, events::now_millis())?;
+        self.send_one(keyed(events::MOVIE_EVENTS_TOPIC, movie_id, value)).await
+    }
+
+    /// Builds and sends a `MovieViewEvent` keyed by `movie_id`.
+    pub async fn send_movie_view_event(&self, user_id: &str, movie_id: &str) -> Result<DeliveryReport> {
+        let value = events::encode_movie_view_event(user_id, movie_id, events::now_millis())?;
+        self.send_one(keyed(events::MOVIE_VIEWS_TOPIC, movie_id, value)).await
+    }
+
+    /// Waits until every queued message is delivered or `timeout` passes.
+    pub async fn flush(&self, timeout: Duration) -> Result<()> {
+        let handle = self.current_handle()?;
+        let span = self.log.span().clone();
+        tokio::task::spawn_blocking(move || span.in_scope(|| handle.flush(Timeout::After(timeout))))
+            .await
+            .map_err(|error| CoreError::Internal(format!("flush task failed: {error}")))?
+            .map_err(|error| CoreError::kafka(format!("flush did not complete within {} ms", timeout.as_millis()), &error))
+    }
+
+    /// Flushes for up to `timeout`, then closes the client. Messages still
+    /// undelivered then are purged and their sends reject. Idempotent.
+    pub async fn disconnect(&self, timeout: Duration) -> Result<()> {
+        let _serialised = self.shutdown.lock().await;
+        let handle = self.handle.write().ok().and_then(|mut guard| guard.take());
+        let Some(handle) = handle else { return Ok(()) };
+        if let Some(monitor) = self.monitor.lock().ok().and_then(|mut guard| guard.take()) {
+            monitor.abort();
+        }
+        let admin = self.admin.lock().ok().and_then(|mut guard| guard.take());
+        self.connected.send_replace(false);
+        let span = self.log.span().clone();
+        span.in_scope(|| tracing::info!("Kafka producer disconnecting"));
+        let undelivered = tokio::task::spawn_blocking(move || {
+            let flushed = handle.flush(Timeout::After(timeout));
+            let undelivered = handle.in_flight_count();
+            // Destroying librdkafka handles joins their threads: do it here,
+            // off the async workers.
+            drop(handle);
+            drop(admin);
+            flushed.map(|()| 0).unwrap_or(undelivered)
+        })
+        .await
+        .map_err(|error| CoreError::Internal(format!("disconnect task failed: {error}")))?;
+        span.in_scope(|| {
+            if undelivered > 0 {
+                tracing::warn!(
+                    "Kafka producer disconnected with {undelivered} message(s) undelivered after {} ms; their sends were rejected",
+                    timeout.as_millis()
+                );
+            } else {
+                tracing::info!("Kafka producer disconnected");
+            }
+        });
+        Ok(())
+    }
+
+    /// Creates the topics that do not exist yet; existing ones are left as they are.
+    pub async fn ensure_topics(&self, topics: &[TopicSpec], timeout: Duration) -> Result<Vec<TopicOutcome>> {
+        if topics.is_empty() {
+            return Ok(Vec::new());
+        }
+        for topic in topics {
+            validate_topic_spec(topic)?;
+        }
+        let admin = self.admin_client()?;
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|topic| {
+                topic.config.iter().fold(
+                    NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(topic.replication_factor)),
+                    |new_topic, (key, value)| new_topic.set(key, value),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new()
+            .request_timeout(Some(timeout))
+            .operation_timeout(Some(timeout));
+        let results = admin
+            .create_topics(new_topics.iter(), &options)
+            .instrument(self.log.span().clone())
+            .await
+            .map_err(|error| CoreError::kafka("cannot create topics", &error))?;
+        let outcomes = results
+            .into_iter()
+            .map(|result| match result {
+                Ok(name) => Ok(TopicOutcome { name, created: true }),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(TopicOutcome { name, created: false }),
+                Err((name, code)) => Err(CoreError::from_code(format!("cannot create topic `{name}`"), code)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.log.span().in_scope(|| {
+            for outcome in &outcomes {
+                if outcome.created {
+                    tracing::info!("Created topic: {}", outcome.name);
+                }
+            }
+        });
+        Ok(outcomes)
+    }
+
+    fn admin_client(&self) -> Result<Arc<Admin>> {
+        self.current_handle()?;
+        let mut admin = self
+            .admin
+            .lock()
+            .map_err(|_| CoreError::Internal("admin client lock poisoned".into()))?;
+        if let Some(client) = admin.as_ref() {
+            return Ok(client.clone());
+        }
+        let client: Admin = self
+            .settings
+            .to_rdkafka()
+            .create_with_context(KafkaContext::new(self.log.span().clone()))
+            .map_err(|error| self.settings.config_error(&error))?;
+        let client = Arc::new(client);
+        *admin = Some(client.clone());
+        Ok(client)
+    }
+
+    /// The configuration librdkafka is actually running with (defaults
+    /// included), secrets redacted.
+    pub fn effective_config(&self) -> Result<BTreeMap<String, String>> {
+        let handle = self.current_handle()?;
+        let native = handle.client().native_ptr();
+        let mut dump = BTreeMap::new();
+        // SAFETY: `native` is a live handle for as long as `handle` is held; the
+        // dump functions return `count` C strings (key, value, key, value, …)
+        // that stay valid until the matching `*_dump_free`.
+        unsafe {
+            let conf = rdkafka::bindings::rd_kafka_conf(native);
+            let mut count: usize = 0;
+            let pairs = rdkafka::bindings::rd_kafka_conf_dump(conf as *mut _, &mut count);
+            collect_dump(pairs, count, &mut dump);
+            // Topic-level settings such as `acks` live in the default topic configuration.
+            let topic_conf = rdkafka::bindings::rd_kafka_conf_get_default_topic_conf(conf as *mut _);
+            if !topic_conf.is_null() {
+                let mut count: usize = 0;
+                let pairs = rdkafka::bindings::rd_kafka_topic_conf_dump(topic_conf, &mut count);
+                collect_dump(pairs, count, &mut dump);
+            }
+        }
+        Ok(crate::core::config::redact_properties(&dump))
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // Reached when the application never called `disconnect`. Destroying
+        // the handle joins librdkafka's threads, so keep it off the caller's
+        // thread (in Node, the event loop).
+        let handle = self.handle.get_mut().ok().and_then(Option::take);
+        let admin = self.admin.get_mut().ok().and_then(Option::take);
+        if let Some(monitor) = self.monitor.get_mut().ok().and_then(Option::take) {
+            monitor.abort();
+        }
+        if handle.is_some() || admin.is_some() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-producer-drop".into())
+                .spawn(move || drop((handle, admin)));
+        }
+    }
+}
+
+/// Copies a librdkafka configuration dump into `into` and frees it.
+///
+/// # Safety
+/// `pairs` must be null or the result of `rd_kafka_conf_dump`/`rd_kafka_topic_conf_dump`
+/// with `count` entries, not yet freed.
+unsafe fn collect_dump(pairs: *mut *const std::os::raw::c_char, count: usize, into: &mut BTreeMap<String, String>) {
+    if pairs.is_null() {
+        return;
+    }
+    let text = |ptr: *const std::os::raw::c_char| {
+        if ptr.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(ptr).to_string_lossy().into_owned()
+        }
+    };
+    // The first dump wins: a topic-level `inherit` must not hide the global value.
+    for pair in std::slice::from_raw_parts(pairs, count).chunks_exact(2) {
+        into.entry(text(pair[0])).or_insert_with(|| text(pair[1]));
+    }
+    rdkafka::bindings::rd_kafka_conf_dump_free(pairs, count);
+}
+
+async fn monitor_connection(producer: Weak<Producer>) {
+    loop {
+        let Some((handle, interval, brokers, connected)) = producer.upgrade().and_then(|producer| {
+            let handle = producer.current_handle().ok()?;
+            Some((
+                handle,
+                producer.options.connect_retry_interval,
+                producer.settings.brokers.join(","),
+                producer.connected.clone(),
+            ))
+        }) else {
+            return;
+        };
+        let probe_timeout = interval.clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let span = tracing::Span::current();
+        let probe = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| handle.client().fetch_metadata(None, probe_timeout).map(|metadata| metadata.brokers().len()))
+        })
+        .await;
+        match probe {
+            Ok(Ok(broker_count)) => {
+                connected.send_replace(true);
+                tracing::info!("Kafka producer connected to {brokers} ({broker_count} broker(s) in the cluster)");
+                return;
+            }
+            Ok(Err(error)) => tracing::warn!(
+                "Kafka producer cannot reach {brokers}: {error}; retrying in {} ms",
+                interval.as_millis()
+            ),
+            Err(error) => tracing::error!("Kafka connection probe failed: {error}"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn await_delivery(delivery: DeliveryFuture, topic: &str) -> Result<DeliveryReport> {
+    match delivery.await {
+        Ok(Ok(delivered)) => Ok(DeliveryReport {
+            topic: topic.to_string(),
+            partition: delivered.partition,
+            offset: delivered.offset,
+            timestamp: delivered.timestamp.to_millis(),
+        }),
+        Ok(Err((error, _))) => Err(CoreError::kafka(format!("delivery to topic `{topic}` failed"), &error)),
+        Err(_) => Err(CoreError::Disconnected("producer")),
+    }
+}
+
+fn keyed(topic: &str, key: &str, value: Vec<u8>) -> OutgoingMessage {
+    OutgoingMessage {
+        topic: topic.to_string(),
+        key: Some(key.as_bytes().to_vec()),
+        value: Some(value),
+        ..OutgoingMessage::default()
+    }
+}
+
+fn validate_message(message: &OutgoingMessage) -> Result<()> {
+    validate_topic_name(&message.topic)?;
+    if let Some(partition) = message.partition {
+        if partition < 0 {
+            return Err(CoreError::invalid_arg(format!("partition must be a non-negative integer (got {partition})")));
+        }
+    }
+    if let Some(timestamp) = message.timestamp {
+        if timestamp < 0 {
+            return Err(CoreError::invalid_arg(format!("timestamp must be non-negative milliseconds (got {timestamp})")));
+        }
+    }
+    for (key, _) in &message.headers {
+        if key.is_empty() {
+            return Err(CoreError::invalid_arg("header names must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_topic_spec(topic: &TopicSpec) -> Result<()> {
+    validate_topic_name(&topic.name)?;
+    if !(1..=1_000_000).contains(&topic.partitions) {
+        return Err(CoreError::invalid_arg(format!(
+            "topic `{}`: partitions must be between 1 and 1000000 (got {})",
+            topic.name, topic.partitions
+        )));
+    }
+    if topic.replication_factor != -1 && !(1..=i16::MAX as i32).contains(&topic.replication_factor) {
+        return Err(CoreError::invalid_arg(format!(
+            "topic `{}`: replicationFactor must be -1 (broker default) or 1-32767 (got {})",
+            topic.name, topic.replication_factor
+        )));
+    }
+    Ok(())
+}
+
+fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
+    if total == 1 {
+        return error;
+    }
+    let prefix = format!("messages[{index}]");
+    match error {
+        CoreError::InvalidArgument(message) => CoreError::InvalidArgument(format!("{prefix}: {message}")),
+        CoreError::Kafka { context, code, message } => CoreError::Kafka {
+            context: format!("{prefix}: {context}"),
+            code,
+            message,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::logging::StderrSink;
+    use rdkafka::mocking::MockCluster;
+
+    fn options_for(brokers: &str) -> ProducerOptions {
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec![brokers.to_string()]);
+        options
+    }
+
+    #[test]
+    fn invalid_messages_are_rejected_before_anything_is_sent() {
+        let bad_topic = OutgoingMessage { topic: "bad topic".into(), ..Default::default() };
+        assert_eq!(validate_message(&bad_topic).unwrap_err().code(), "ERR_INVALID_ARG");
+        let bad_partition = OutgoingMessage { topic: "t".into(), partition: Some(-2), ..Default::default() };
+        assert!(validate_message(&bad_partition).is_err());
+        let spec = TopicSpec { name: "t".into(), partitions: 0, replication_factor: 1, config: vec![] };
+        assert!(validate_topic_spec(&spec).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyed_sends_are_acknowledged_in_order_on_the_mock_cluster() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("movie-events", 4, 1).unwrap();
+        let producer = Producer::new(options_for(&cluster.bootstrap_servers()), Arc::new(StderrSink)).unwrap();
+        producer.connect(Some(Duration::from_secs(10))).await.unwrap();
+        assert!(producer.is_connected());
+
+        let messages: Vec<OutgoingMessage> = (0..50)
+            .map(|i| keyed("movie-events", "movie-7", format!("{{\"n\":{i}}}").into_bytes()))
+            .collect();
+        let reports = producer.send(messages).await.unwrap();
+        assert_eq!(reports.len(), 50);
+        assert!(reports.iter().all(|r| r.partition == reports[0].partition));
+        assert!(reports.windows(2).all(|pair| pair[1].offset == pair[0].offset + 1));
+
+        let config = producer.effective_config().unwrap();
+        assert_eq!(config.get("enable.idempotence").map(String::as_str), Some("true"));
+        assert_eq!(config.get("request.required.acks").map(String::as_str), Some("-1"));
+        assert_eq!(config.get("compression.codec").map(String::as_str), Some("lz4"));
+
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        let after = producer.send_one(keyed("movie-events", "m", b"x".to_vec())).await;
+        assert_eq!(after.unwrap_err().code(), "ERR_KAFKA_DISCONNECTED");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_messages_fail_with_the_librdkafka_code() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("big", 1, 1).unwrap();
+        let producer = Producer::new(options_for(&cluster.bootstrap_servers()), Arc::new(StderrSink)).unwrap();
+        let huge = keyed("big", "k", vec![b'x'; 2_000_000]);
+        let error = producer.send_one(huge).await.unwrap_err();
+        assert_eq!(error.code(), "ERR_KAFKA_MSG_SIZE_TOO_LARGE");
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_with_a_deadline_times_out_when_nothing_listens() {
+        let mut options = options_for("127.0.0.1:1");
+        options.connect_retry_interval = Duration::from_millis(100);
+        options.client.log_level = Some(crate::core::logging::LogLevel::Off);
+        let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
+        let error = producer.connect(Some(Duration::from_millis(300))).await.unwrap_err();
+        assert_eq!(error.code(), "ERR_KAFKA_TIMED_OUT");
+        assert!(!producer.is_connected());
+        producer.disconnect(Duration::from_millis(100)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ensure_topics_is_validated() {
+        let producer = Producer::new(options_for("127.0.0.1:1"), Arc::new(StderrSink)).unwrap();
+        let bad = TopicSpec { name: "x".into(), partitions: 1, replication_factor: 0, config: vec![] };
+        let error = producer.ensure_topics(&[bad], Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(error.code(), "ERR_INVALID_ARG");
+        producer.disconnect(Duration::from_millis(100)).await.unwrap();
+    }
+}

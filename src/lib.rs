@@ -1,0 +1,9 @@
+//! Kafka for Node.js: a pure Rust core over librdkafka (`core`) and the thin
+//! N-API glue that exposes it to JavaScript (`binding`).
+
+pub mod core;
+
+// The glue references N-API symbols that only a Node process provides, so it
+// is left out of `cargo test` binaries and of pure-Rust builds.
+#[cfg(all(feature = "node", not(test)))]
+pub mod binding;
