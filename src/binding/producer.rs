@@ -4,7 +4,10 @@ use crate::binding::js::{self, promise, rejected, CoreResult};
 use crate::binding::logger::JsLogSink;
 use crate::core::config::ClientOptions;
 use crate::core::logging::LogLevel;
-use crate::core::producer::{DeliveryReport, OutgoingMessage, Producer, ProducerOptions as CoreProducerOptions, TopicOutcome, TopicSpec};
+use crate::core::producer::{
+    DeliveryReport, OutgoingMessage, PendingSend, Producer, ProducerOptions as CoreProducerOptions, TopicOutcome, TopicSpec,
+};
+use napi::bindgen_prelude::within_runtime_if_available;
 use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
@@ -82,7 +85,7 @@ pub struct Message {
     /// A string or Buffer is sent as is; any other value as JSON; `null` is a tombstone.
     #[napi(ts_type = "string | Buffer | null | object | number | boolean")]
     pub value: Option<String>,
-    #[napi(ts_type = "Record<string, string | Buffer>")]
+    #[napi(ts_type = "Record<string, string | Buffer | Array<string | Buffer>>")]
     pub headers: Option<String>,
     /// An explicit partition; by default the key decides (murmur2, as Java clients do).
     pub partition: Option<i32>,
@@ -109,7 +112,7 @@ pub struct ProducerBatch {
 pub struct SendMessageOptions {
     #[napi(ts_type = "string | Buffer | null")]
     pub key: Option<String>,
-    #[napi(ts_type = "Record<string, string | Buffer>")]
+    #[napi(ts_type = "Record<string, string | Buffer | Array<string | Buffer>>")]
     pub headers: Option<String>,
     pub partition: Option<i32>,
     #[napi(ts_type = "number | string")]
@@ -220,27 +223,15 @@ impl KafkaProducer {
     /// offset once all are acknowledged (`acks=all`).
     #[napi(ts_args_type = "record: ProducerRecord", ts_return_type = "Promise<RecordMetadata[]>")]
     pub fn send<'env>(&self, env: &'env Env, record: Unknown<'env>) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let messages = match read_record(env, &record, "record") {
-            Ok(messages) => messages,
-            Err(error) => return rejected(env, error),
-        };
-        let producer = self.inner.clone();
-        promise(env, async move { producer.send(messages).await }, |_, reports| {
-            Ok(reports.into_iter().map(RecordMetadata::from).collect::<Vec<_>>())
-        })
+        let started = read_record(env, &record, "record").and_then(|messages| self.start(|producer| producer.start_send(messages)));
+        all_acknowledged(env, started)
     }
 
     /// Sends to several topics in one call, like kafkajs' `sendBatch`.
     #[napi(ts_args_type = "batch: ProducerBatch", ts_return_type = "Promise<RecordMetadata[]>")]
     pub fn send_batch<'env>(&self, env: &'env Env, batch: Unknown<'env>) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let messages = match read_batch(env, &batch) {
-            Ok(messages) => messages,
-            Err(error) => return rejected(env, error),
-        };
-        let producer = self.inner.clone();
-        promise(env, async move { producer.send(messages).await }, |_, reports| {
-            Ok(reports.into_iter().map(RecordMetadata::from).collect::<Vec<_>>())
-        })
+        let started = read_batch(env, &batch).and_then(|messages| self.start(|producer| producer.start_send(messages)));
+        all_acknowledged(env, started)
     }
 
     /// Sends a `MovieEvent` to `movie-events`, keyed by `movieId`, with the
@@ -270,20 +261,10 @@ impl KafkaProducer {
             };
             Ok((event_type, user_id, movie_id, metadata))
         };
-        let (event_type, user_id, movie_id, metadata) = match read() {
-            Ok(arguments) => arguments,
-            Err(error) => return rejected(env, error),
-        };
-        let producer = self.inner.clone();
-        promise(
-            env,
-            async move {
-                producer
-                    .send_movie_event(&event_type, &user_id, &movie_id, metadata.as_deref())
-                    .await
-            },
-            |_, report| Ok(RecordMetadata::from(report)),
-        )
+        let started = read().and_then(|(event_type, user_id, movie_id, metadata)| {
+            self.start(|producer| producer.start_send_movie_event(&event_type, &user_id, &movie_id, metadata.as_deref()))
+        });
+        one_acknowledged(env, started)
     }
 
     /// Sends a `MovieViewEvent` to `movie-views`, keyed by `movieId`.
@@ -294,17 +275,11 @@ impl KafkaProducer {
         user_id: Unknown<'env>,
         movie_id: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
-        let ids = js::identifier(&user_id, "userId").and_then(|user| Ok((user, js::identifier(&movie_id, "movieId")?)));
-        let (user_id, movie_id) = match ids {
-            Ok(ids) => ids,
-            Err(error) => return rejected(env, error),
-        };
-        let producer = self.inner.clone();
-        promise(
-            env,
-            async move { producer.send_movie_view_event(&user_id, &movie_id).await },
-            |_, report| Ok(RecordMetadata::from(report)),
-        )
+        let started = js::identifier(&user_id, "userId").and_then(|user_id| {
+            let movie_id = js::identifier(&movie_id, "movieId")?;
+            self.start(|producer| producer.start_send_movie_view_event(&user_id, &movie_id))
+        });
+        one_acknowledged(env, started)
     }
 
     /// Sends any payload to any topic: strings and Buffers as they are,
@@ -334,12 +309,8 @@ impl KafkaProducer {
             message.value = Some(read_value(env, &payload, "payload")?.ok_or_else(|| js::invalid("payload must not be null or undefined"))?);
             Ok(message)
         };
-        let message = match read() {
-            Ok(message) => message,
-            Err(error) => return rejected(env, error),
-        };
-        let producer = self.inner.clone();
-        promise(env, async move { producer.send_one(message).await }, |_, report| Ok(RecordMetadata::from(report)))
+        let started = read().and_then(|message| self.start(|producer| producer.start_send(vec![message])));
+        one_acknowledged(env, started)
     }
 
     /// Creates the topics that do not exist yet (existing ones are untouched).
@@ -393,7 +364,14 @@ impl KafkaProducer {
         promise(env, async move { producer.disconnect(timeout).await }, |_, ()| Ok(()))
     }
 
-    /// Whether the brokers have answered since `connect()`.
+    /// Messages handed over but not yet acknowledged by the cluster.
+    #[napi(getter)]
+    pub fn queued_messages(&self) -> u32 {
+        u32::try_from(self.inner.queued_messages()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the brokers are reachable (since `connect()`; turns `false`
+    /// when librdkafka reports every broker down, `true` again on recovery).
     #[napi(getter)]
     pub fn is_connected(&self) -> bool {
         self.inner.is_connected()
@@ -415,6 +393,30 @@ impl KafkaProducer {
     #[napi]
     pub fn effective_config(&self, env: &Env) -> napi::Result<BTreeMap<String, String>> {
         self.inner.effective_config().map_err(|error| js::js_error(env, error))
+    }
+}
+
+impl KafkaProducer {
+    /// Enqueues on the calling (JavaScript) thread, so messages reach
+    /// librdkafka in call order; inside the runtime so a backlog can drain.
+    fn start(&self, start: impl FnOnce(&Arc<Producer>) -> CoreResult<PendingSend>) -> CoreResult<PendingSend> {
+        within_runtime_if_available(|| start(&self.inner))
+    }
+}
+
+fn all_acknowledged<'env>(env: &'env Env, started: CoreResult<PendingSend>) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
+    match started {
+        Ok(pending) => promise(env, pending.acknowledged(), |_, reports| {
+            Ok(reports.into_iter().map(RecordMetadata::from).collect::<Vec<_>>())
+        }),
+        Err(error) => rejected(env, error),
+    }
+}
+
+fn one_acknowledged<'env>(env: &'env Env, started: CoreResult<PendingSend>) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
+    match started {
+        Ok(pending) => promise(env, pending.acknowledged_one(), |_, report| Ok(RecordMetadata::from(report))),
+        Err(error) => rejected(env, error),
     }
 }
 

@@ -4,15 +4,26 @@
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct KafkaContext {
     span: tracing::Span,
+    /// Set to `false` when librdkafka reports every broker down, so the
+    /// client's monitor knows to probe and report the outage.
+    connected: Option<watch::Sender<bool>>,
 }
 
 impl KafkaContext {
     pub fn new(span: tracing::Span) -> Self {
-        KafkaContext { span }
+        KafkaContext { span, connected: None }
+    }
+
+    pub fn with_connection_state(span: tracing::Span, connected: watch::Sender<bool>) -> Self {
+        KafkaContext {
+            span,
+            connected: Some(connected),
+        }
     }
 
     pub fn span(&self) -> &tracing::Span {
@@ -23,6 +34,9 @@ impl KafkaContext {
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         let _entered = self.span.enter();
+        // A refused connection is logged by librdkafka at error level on every
+        // retry; the client's connection monitor already reports it.
+        let level = if facility == "FAIL" { RDKafkaLogLevel::Debug } else { level };
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", "{facility}: {message}")
@@ -40,11 +54,14 @@ impl ClientContext for KafkaContext {
         match error.rdkafka_error_code() {
             // librdkafka reconnects by itself and reports each failed attempt;
             // the client's own connection monitor reports the state once.
-            Some(RDKafkaErrorCode::BrokerTransportFailure) | Some(RDKafkaErrorCode::Resolve) => {
-                tracing::debug!(target: "librdkafka", "{error}: {reason}")
-            }
             Some(RDKafkaErrorCode::AllBrokersDown) => {
-                tracing::warn!(target: "librdkafka", "all brokers are down: {reason}")
+                tracing::debug!(target: "librdkafka", "{error}: {reason}");
+                if let Some(connected) = &self.connected {
+                    connected.send_replace(false);
+                }
+            }
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
+                tracing::debug!(target: "librdkafka", "{error}: {reason}")
             }
             _ => tracing::error!(target: "librdkafka", "{error}: {reason}"),
         }

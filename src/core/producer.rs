@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use std::collections::VecDeque;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -103,6 +104,60 @@ pub struct Producer {
     monitor: Mutex<Option<JoinHandle<()>>>,
     /// Serialises `disconnect` so a second call waits for the first.
     shutdown: tokio::sync::Mutex<()>,
+    backlog: Mutex<Backlog>,
+}
+
+/// Messages waiting, in call order, for room in librdkafka's queue.
+#[derive(Default)]
+struct Backlog {
+    queue: VecDeque<Backlogged>,
+    /// Whether a drain task is running.
+    draining: bool,
+}
+
+struct Backlogged {
+    message: OutgoingMessage,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<DeliveryFuture>>,
+}
+
+enum Pending {
+    Enqueued(DeliveryFuture),
+    Backlogged(oneshot::Receiver<Result<DeliveryFuture>>),
+}
+
+/// Acknowledgements still to come for messages already handed over.
+pub struct PendingSend {
+    entries: Vec<(String, Pending)>,
+}
+
+impl PendingSend {
+    /// Resolves once every message is acknowledged, with their positions in
+    /// call order, or with the first failure.
+    pub async fn acknowledged(self) -> Result<Vec<DeliveryReport>> {
+        let total = self.entries.len();
+        let mut reports = Vec::with_capacity(total);
+        for (index, (topic, pending)) in self.entries.into_iter().enumerate() {
+            let delivery = match pending {
+                Pending::Enqueued(delivery) => Ok(delivery),
+                Pending::Backlogged(waiting) => waiting.await.unwrap_or(Err(CoreError::Disconnected("producer"))),
+            };
+            let report = match delivery {
+                Ok(delivery) => await_delivery(delivery, &topic).await,
+                Err(error) => Err(error),
+            };
+            reports.push(report.map_err(|error| at_index(error, index, total))?);
+        }
+        Ok(reports)
+    }
+
+    /// The acknowledgement of a single message.
+    pub async fn acknowledged_one(self) -> Result<DeliveryReport> {
+        self.acknowledged()
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::Internal("no acknowledgement for a sent message".into()))
+    }
 }
 
 impl Producer {
@@ -125,13 +180,13 @@ impl Producer {
         }
         let settings = ClientSettings::resolve(&options.client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
-        let context = KafkaContext::new(log.span().clone());
+        let (connected, _) = watch::channel(false);
+        let context = KafkaContext::with_connection_state(log.span().clone(), connected.clone());
         let handle: Handle = settings
             .to_rdkafka()
             .create_with_context(context)
             .map_err(|error| settings.config_error(&error))?;
         log.span().in_scope(|| tracing::debug!(config = ?settings, "Kafka producer created"));
-        let (connected, _) = watch::channel(false);
         Ok(Arc::new(Producer {
             settings,
             options,
@@ -141,6 +196,7 @@ impl Producer {
             connected,
             monitor: Mutex::new(None),
             shutdown: tokio::sync::Mutex::new(()),
+            backlog: Mutex::new(Backlog::default()),
         }))
     }
 
@@ -187,7 +243,7 @@ impl Producer {
 
     fn start_monitor(self: &Arc<Self>) {
         let Ok(mut monitor) = self.monitor.lock() else { return };
-        if monitor.is_some() || self.is_connected() {
+        if monitor.is_some() {
             return;
         }
         let producer = Arc::downgrade(self);
@@ -195,109 +251,108 @@ impl Producer {
         *monitor = Some(tokio::spawn(monitor_connection(producer).instrument(span)));
     }
 
-    /// Sends messages, each with its own delivery acknowledgement, and resolves
-    /// once every one is acknowledged by the cluster. A failure rejects with
-    /// the first error; messages enqueued before it are still delivered.
-    pub async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<DeliveryReport>> {
+    /// Hands messages to librdkafka right away, in call order, and returns
+    /// their pending acknowledgements. Never blocks: when librdkafka's local
+    /// queue is full, the messages wait (in order, for at most
+    /// `enqueue_timeout`) in a backlog that a background task drains. Must be
+    /// called within a tokio runtime context.
+    ///
+    /// Validation happens before anything is enqueued. A later librdkafka
+    /// refusal (e.g. a message too large) fails the call, while the messages
+    /// before it are still delivered.
+    pub fn start_send(self: &Arc<Self>, messages: Vec<OutgoingMessage>) -> Result<PendingSend> {
         if messages.is_empty() {
             return Err(CoreError::invalid_arg("messages must contain at least one message"));
         }
+        let total = messages.len();
         for (index, message) in messages.iter().enumerate() {
-            validate_message(message).map_err(|error| at_index(error, index, messages.len()))?;
+            validate_message(message).map_err(|error| at_index(error, index, total))?;
         }
-        let mut pending = Vec::with_capacity(messages.len());
-        for (index, message) in messages.iter().enumerate() {
-            let delivery = self
-                .enqueue(message)
-                .await
-                .map_err(|error| at_index(error, index, messages.len()))?;
-            pending.push(delivery);
-        }
-        let mut reports = Vec::with_capacity(pending.len());
-        for (index, (delivery, message)) in pending.into_iter().zip(&messages).enumerate() {
-            let report = await_delivery(delivery, &message.topic)
-                .await
-                .map_err(|error| at_index(error, index, messages.len()))?;
-            reports.push(report);
-        }
-        Ok(reports)
-    }
-
-    /// Sends one message and waits for its acknowledgement.
-    pub async fn send_one(&self, message: OutgoingMessage) -> Result<DeliveryReport> {
-        validate_message(&message)?;
-        let delivery = self.enqueue(&message).await?;
-        await_delivery(delivery, &message.topic).await
-    }
-
-    /// Hands one message to librdkafka, waiting (asynchronously) for room in
-    /// its local queue for at most `enqueue_timeout`.
-    async fn enqueue(&self, message: &OutgoingMessage) -> Result<DeliveryFuture> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let outcome = {
-                let handle = self.current_handle()?;
-                let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic);
-                if let Some(key) = &message.key {
-                    record = record.key(key.as_slice());
+        let handle = self.current_handle()?;
+        let mut backlog = self.lock_backlog()?;
+        let mut entries = Vec::with_capacity(total);
+        for (index, message) in messages.into_iter().enumerate() {
+            let topic = message.topic.clone();
+            if backlog.queue.is_empty() {
+                match enqueue(&handle, &message) {
+                    Ok(delivery) => {
+                        entries.push((topic, Pending::Enqueued(delivery)));
+                        continue;
+                    }
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) if !self.options.enqueue_timeout.is_zero() => {}
+                    Err(error) => return Err(at_index(send_error(&topic, &error), index, total)),
                 }
-                if let Some(value) = &message.value {
-                    record = record.payload(value.as_slice());
-                }
-                if let Some(partition) = message.partition {
-                    record = record.partition(partition);
-                }
-                if let Some(timestamp) = message.timestamp {
-                    record = record.timestamp(timestamp);
-                }
-                if !message.headers.is_empty() {
-                    let headers = message.headers.iter().fold(
-                        OwnedHeaders::new_with_capacity(message.headers.len()),
-                        |headers, (key, value)| {
-                            headers.insert(Header {
-                                key,
-                                value: value.as_deref(),
-                            })
-                        },
-                    );
-                    record = record.headers(headers);
-                }
-                handle.send_result(record).map_err(|(error, _)| error)
-            };
-            match outcome {
-                Ok(delivery) => return Ok(delivery),
-                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
-                    if started.elapsed() < self.options.enqueue_timeout =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(error) => return Err(CoreError::kafka(format!("cannot send to topic `{}`", message.topic), &error)),
             }
+            let (reply, waiting) = oneshot::channel();
+            backlog.queue.push_back(Backlogged {
+                message,
+                deadline: Instant::now() + self.options.enqueue_timeout,
+                reply,
+            });
+            entries.push((topic, Pending::Backlogged(waiting)));
         }
+        if !backlog.queue.is_empty() && !backlog.draining {
+            let runtime = tokio::runtime::Handle::try_current()
+                .map_err(|_| CoreError::Internal("start_send needs a tokio runtime context".into()))?;
+            backlog.draining = true;
+            runtime.spawn(drain_backlog(Arc::downgrade(self)).instrument(self.log.span().clone()));
+        }
+        Ok(PendingSend { entries })
     }
 
-    /// Builds and sends a `MovieEvent` keyed by `movie_id`.
-    pub async fn send_movie_event(
-        &self,
+    /// Sends messages and waits until every one is acknowledged.
+    pub async fn send(self: &Arc<Self>, messages: Vec<OutgoingMessage>) -> Result<Vec<DeliveryReport>> {
+        self.start_send(messages)?.acknowledged().await
+    }
+
+    /// Starts sending a `MovieEvent` keyed by `movie_id` to `movie-events`.
+    pub fn start_send_movie_event(
+        self: &Arc<Self>,
         event_type: &str,
         user_id: &str,
         movie_id: &str,
         metadata_json: Option<&str>,
-    ) -> Result<DeliveryReport> {
+    ) -> Result<PendingSend> {
         let value = events::encode_movie_event(event_type, user_id, movie_id, metadata_json, events::now_millis())?;
-        self.send_one(keyed(events::MOVIE_EVENTS_TOPIC, movie_id, value)).await
+        self.start_send(vec![keyed(events::MOVIE_EVENTS_TOPIC, movie_id, value)])
     }
 
-    /// Builds and sends a `MovieViewEvent` keyed by `movie_id`.
-    pub async fn send_movie_view_event(&self, user_id: &str, movie_id: &str) -> Result<DeliveryReport> {
+    /// Starts sending a `MovieViewEvent` keyed by `movie_id` to `movie-views`.
+    pub fn start_send_movie_view_event(self: &Arc<Self>, user_id: &str, movie_id: &str) -> Result<PendingSend> {
         let value = events::encode_movie_view_event(user_id, movie_id, events::now_millis())?;
-        self.send_one(keyed(events::MOVIE_VIEWS_TOPIC, movie_id, value)).await
+        self.start_send(vec![keyed(events::MOVIE_VIEWS_TOPIC, movie_id, value)])
+    }
+
+    /// Messages librdkafka holds that the cluster has not acknowledged yet,
+    /// plus those waiting in the backlog for room in its queue.
+    pub fn queued_messages(&self) -> usize {
+        let in_librdkafka = self
+            .current_handle()
+            .map(|handle| usize::try_from(handle.in_flight_count()).unwrap_or(0))
+            .unwrap_or(0);
+        let backlogged = self.backlog.lock().map(|backlog| backlog.queue.len()).unwrap_or(0);
+        in_librdkafka + backlogged
+    }
+
+    fn lock_backlog(&self) -> Result<std::sync::MutexGuard<'_, Backlog>> {
+        self.backlog
+            .lock()
+            .map_err(|_| CoreError::Internal("producer backlog lock poisoned".into()))
+    }
+
+    /// Waits (asynchronously) until the backlog is empty or `deadline` passes.
+    async fn wait_for_backlog(&self, deadline: Instant) {
+        while Instant::now() < deadline && self.backlog.lock().map(|backlog| !backlog.queue.is_empty()).unwrap_or(false) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Waits until every queued message is delivered or `timeout` passes.
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        self.current_handle()?;
+        self.wait_for_backlog(deadline).await;
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let handle = self.current_handle()?;
         let span = self.log.span().clone();
         tokio::task::spawn_blocking(move || span.in_scope(|| handle.flush(Timeout::After(timeout))))
@@ -310,6 +365,9 @@ impl Producer {
     /// undelivered then are purged and their sends reject. Idempotent.
     pub async fn disconnect(&self, timeout: Duration) -> Result<()> {
         let _serialised = self.shutdown.lock().await;
+        let deadline = Instant::now() + timeout;
+        self.wait_for_backlog(deadline).await;
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let handle = self.handle.write().ok().and_then(|mut guard| guard.take());
         let Some(handle) = handle else { return Ok(()) };
         if let Some(monitor) = self.monitor.lock().ok().and_then(|mut guard| guard.take()) {
@@ -473,7 +531,11 @@ unsafe fn collect_dump(pairs: *mut *const std::os::raw::c_char, count: usize, in
     rdkafka::bindings::rd_kafka_conf_dump_free(pairs, count);
 }
 
+/// Runs for the producer's life: while the cluster is unreachable it probes
+/// every retry interval and warns; it reports the first contact and every
+/// recovery after an outage.
 async fn monitor_connection(producer: Weak<Producer>) {
+    let mut ever_connected = false;
     loop {
         let Some((handle, interval, brokers, connected)) = producer.upgrade().and_then(|producer| {
             let handle = producer.current_handle().ok()?;
@@ -486,6 +548,16 @@ async fn monitor_connection(producer: Weak<Producer>) {
         }) else {
             return;
         };
+        if *connected.borrow() {
+            drop(handle);
+            let mut state = connected.subscribe();
+            // Ends when librdkafka reports every broker down, or when the producer is gone.
+            if state.wait_for(|up| !*up).await.is_err() || producer.strong_count() == 0 {
+                return;
+            }
+            tracing::warn!("Kafka producer lost contact with all brokers ({brokers}); reconnecting");
+            continue;
+        }
         let probe_timeout = interval.clamp(Duration::from_millis(500), Duration::from_secs(10));
         let span = tracing::Span::current();
         let probe = tokio::task::spawn_blocking(move || {
@@ -495,8 +567,13 @@ async fn monitor_connection(producer: Weak<Producer>) {
         match probe {
             Ok(Ok(broker_count)) => {
                 connected.send_replace(true);
-                tracing::info!("Kafka producer connected to {brokers} ({broker_count} broker(s) in the cluster)");
-                return;
+                if ever_connected {
+                    tracing::info!("Kafka producer reconnected to {brokers}");
+                } else {
+                    tracing::info!("Kafka producer connected to {brokers} ({broker_count} broker(s) in the cluster)");
+                }
+                ever_connected = true;
+                continue;
             }
             Ok(Err(error)) => tracing::warn!(
                 "Kafka producer cannot reach {brokers}: {error}; retrying in {} ms",
@@ -505,6 +582,80 @@ async fn monitor_connection(producer: Weak<Producer>) {
             Err(error) => tracing::error!("Kafka connection probe failed: {error}"),
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Hands one message to librdkafka (never blocks).
+fn enqueue(handle: &Handle, message: &OutgoingMessage) -> std::result::Result<DeliveryFuture, KafkaError> {
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic);
+    if let Some(key) = &message.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(value) = &message.value {
+        record = record.payload(value.as_slice());
+    }
+    if let Some(partition) = message.partition {
+        record = record.partition(partition);
+    }
+    if let Some(timestamp) = message.timestamp {
+        record = record.timestamp(timestamp);
+    }
+    if !message.headers.is_empty() {
+        let headers = message
+            .headers
+            .iter()
+            .fold(OwnedHeaders::new_with_capacity(message.headers.len()), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: value.as_deref(),
+                })
+            });
+        record = record.headers(headers);
+    }
+    handle.send_result(record).map_err(|(error, _)| error)
+}
+
+fn send_error(topic: &str, error: &KafkaError) -> CoreError {
+    CoreError::kafka(format!("cannot send to topic `{topic}`"), error)
+}
+
+/// Moves backlogged messages into librdkafka's queue as room appears, in
+/// order, failing those whose deadline passes with `ERR_KAFKA_QUEUE_FULL`.
+async fn drain_backlog(producer: Weak<Producer>) {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        {
+            let Some(producer) = producer.upgrade() else { return };
+            let Ok(mut backlog) = producer.backlog.lock() else { return };
+            let handle = match producer.current_handle() {
+                Ok(handle) => handle,
+                Err(error) => {
+                    for waiting in backlog.queue.drain(..) {
+                        let _ = waiting.reply.send(Err(error.clone()));
+                    }
+                    backlog.draining = false;
+                    return;
+                }
+            };
+            loop {
+                let Some(front) = backlog.queue.front() else {
+                    backlog.draining = false;
+                    return;
+                };
+                match enqueue(&handle, &front.message) {
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) if Instant::now() < front.deadline => break,
+                    outcome => {
+                        if let Some(waiting) = backlog.queue.pop_front() {
+                            let result = outcome.map_err(|error| send_error(&waiting.message.topic, &error));
+                            let _ = waiting.reply.send(result);
+                        }
+                        pause = Duration::from_millis(1);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -628,7 +779,7 @@ mod tests {
 
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
-        let after = producer.send_one(keyed("movie-events", "m", b"x".to_vec())).await;
+        let after = producer.send(vec![keyed("movie-events", "m", b"x".to_vec())]).await;
         assert_eq!(after.unwrap_err().code(), "ERR_KAFKA_DISCONNECTED");
     }
 
@@ -638,9 +789,51 @@ mod tests {
         cluster.create_topic("big", 1, 1).unwrap();
         let producer = Producer::new(options_for(&cluster.bootstrap_servers()), Arc::new(StderrSink)).unwrap();
         let huge = keyed("big", "k", vec![b'x'; 2_000_000]);
-        let error = producer.send_one(huge).await.unwrap_err();
+        let error = producer.send(vec![huge]).await.unwrap_err();
         assert_eq!(error.code(), "ERR_KAFKA_MSG_SIZE_TOO_LARGE");
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_keeps_call_order_through_the_backlog() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("ordered", 1, 1).unwrap();
+        let mut options = options_for(&cluster.bootstrap_servers());
+        options.client.properties.insert("queue.buffering.max.messages".into(), "7".into());
+        let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
+        let pending: Vec<PendingSend> = (0..300)
+            .map(|i| producer.start_send(vec![keyed("ordered", "one-key", format!("{i}").into_bytes())]).unwrap())
+            .collect();
+        assert!(producer.queued_messages() > 0);
+        let mut offsets = Vec::new();
+        for send in pending {
+            offsets.push(send.acknowledged_one().await.unwrap().offset);
+        }
+        assert!(offsets.windows(2).all(|pair| pair[1] == pair[0] + 1), "{offsets:?}");
+        assert_eq!(producer.queued_messages(), 0);
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_bounded_queue_sends_fail_fast_with_queue_full() {
+        let mut options = options_for("127.0.0.1:1");
+        options.enqueue_timeout = Duration::from_millis(100);
+        options.client.log_level = Some(crate::core::logging::LogLevel::Off);
+        options.client.properties.insert("queue.buffering.max.messages".into(), "5".into());
+        options.client.properties.insert("message.timeout.ms".into(), "1500".into());
+        let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
+        let started = Instant::now();
+        let pending: Vec<PendingSend> = (0..8)
+            .map(|i| producer.start_send(vec![keyed("t", "k", vec![i])]).unwrap())
+            .collect();
+        let mut codes = Vec::new();
+        for send in pending {
+            codes.push(send.acknowledged_one().await.unwrap_err().code());
+        }
+        assert_eq!(&codes[..5], vec!["ERR_KAFKA_MSG_TIMED_OUT"; 5].as_slice());
+        assert_eq!(&codes[5..], vec!["ERR_KAFKA_QUEUE_FULL"; 3].as_slice());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        producer.disconnect(Duration::from_millis(100)).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
