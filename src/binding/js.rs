@@ -14,7 +14,8 @@ pub type CoreResult<T> = Result<T, CoreError>;
 /// and, for librdkafka errors, `librdkafkaCode`, `librdkafkaName` and `retriable`.
 pub fn js_error(env: &Env, error: CoreError) -> napi::Error {
     let build = || -> napi::Result<napi::Error> {
-        let mut object = env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
+        let mut object =
+            env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
         object.set_named_property("code", error.code())?;
         if let Some(code) = error.librdkafka_code() {
             object.set_named_property("librdkafkaCode", code)?;
@@ -27,22 +28,31 @@ pub fn js_error(env: &Env, error: CoreError) -> napi::Error {
     };
     // If even building the error fails (the environment is shutting down),
     // fall back to napi's plain error, still carrying the message.
-    build().unwrap_or_else(|_| napi::Error::new(Status::GenericFailure, format!("{}: {error}", error.code())))
+    build().unwrap_or_else(|_| {
+        napi::Error::new(Status::GenericFailure, format!("{}: {error}", error.code()))
+    })
 }
 
 /// Runs a core future on the runtime and settles a promise with its result,
 /// converting the value (or the error) on the JavaScript thread.
-pub fn promise<'env, T, V, F, C>(env: &'env Env, future: F, convert: C) -> napi::Result<PromiseRaw<'env, V>>
+pub fn promise<'env, T, V, F, C>(
+    env: &'env Env,
+    future: F,
+    convert: C,
+) -> napi::Result<PromiseRaw<'env, V>>
 where
     T: Send + 'static,
     V: ToNapiValue,
     F: Future<Output = CoreResult<T>> + Send + 'static,
     C: FnOnce(&Env, T) -> napi::Result<V> + 'static,
 {
-    env.spawn_future_with_callback(async move { Ok(future.await) }, move |env, result| match result {
-        Ok(value) => convert(env, value),
-        Err(error) => Err(js_error(env, error)),
-    })
+    env.spawn_future_with_callback(
+        async move { Ok(future.await) },
+        move |env, result| match result {
+            Ok(value) => convert(env, value),
+            Err(error) => Err(js_error(env, error)),
+        },
+    )
 }
 
 /// A rejected promise for an error found before any work started, so async
@@ -51,9 +61,11 @@ pub fn rejected<'env, V: ToNapiValue + Send + 'static>(
     env: &'env Env,
     error: CoreError,
 ) -> napi::Result<PromiseRaw<'env, V>> {
-    promise(env, async move { Err::<(), _>(error) }, |_, ()| -> napi::Result<V> {
-        Err(napi::Error::new(Status::GenericFailure, "unreachable"))
-    })
+    promise(
+        env,
+        async move { Err::<(), _>(error) },
+        |_, ()| -> napi::Result<V> { Err(napi::Error::new(Status::GenericFailure, "unreachable")) },
+    )
 }
 
 pub fn invalid(message: impl Into<String>) -> CoreError {
@@ -95,7 +107,10 @@ pub fn as_option<'a>(value: Option<Unknown<'a>>) -> Option<Unknown<'a>> {
 
 pub fn string(value: &Unknown<'_>, what: &str) -> CoreResult<String> {
     if !matches!(value.get_type(), Ok(ValueType::String)) {
-        return Err(invalid(format!("{what} must be a string (got {})", type_name(value))));
+        return Err(invalid(format!(
+            "{what} must be a string (got {})",
+            type_name(value)
+        )));
     }
     // SAFETY: the value was just checked to be a string of this environment.
     unsafe { String::from_napi_value(value.value().env, value.raw()) }
@@ -109,23 +124,33 @@ pub fn identifier(value: &Unknown<'_>, what: &str) -> CoreResult<String> {
         Ok(ValueType::Number) => {
             let number = number(value, what)?;
             if number.fract() != 0.0 || number.abs() > 9_007_199_254_740_991.0 {
-                return Err(invalid(format!("{what} must be a string or a safe integer (got {number})")));
+                return Err(invalid(format!(
+                    "{what} must be a string or a safe integer (got {number})"
+                )));
             }
             Ok(format!("{}", number as i64))
         }
-        _ => Err(invalid(format!("{what} must be a string (got {})", type_name(value)))),
+        _ => Err(invalid(format!(
+            "{what} must be a string (got {})",
+            type_name(value)
+        ))),
     }
 }
 
 pub fn number(value: &Unknown<'_>, what: &str) -> CoreResult<f64> {
     if !matches!(value.get_type(), Ok(ValueType::Number)) {
-        return Err(invalid(format!("{what} must be a number (got {})", type_name(value))));
+        return Err(invalid(format!(
+            "{what} must be a number (got {})",
+            type_name(value)
+        )));
     }
     // SAFETY: the value was just checked to be a number of this environment.
     let number = unsafe { f64::from_napi_value(value.value().env, value.raw()) }
         .map_err(|error| invalid(format!("{what}: {}", error.reason)))?;
     if !number.is_finite() {
-        return Err(invalid(format!("{what} must be a finite number (got {number})")));
+        return Err(invalid(format!(
+            "{what} must be a finite number (got {number})"
+        )));
     }
     Ok(number)
 }
@@ -134,30 +159,47 @@ pub fn number(value: &Unknown<'_>, what: &str) -> CoreResult<f64> {
 pub fn integer(value: &Unknown<'_>, what: &str, min: i64, max: i64) -> CoreResult<i64> {
     let number = number(value, what)?;
     if number.fract() != 0.0 || number < min as f64 || number > max as f64 {
-        return Err(invalid(format!("{what} must be an integer between {min} and {max} (got {number})")));
+        return Err(invalid(format!(
+            "{what} must be an integer between {min} and {max} (got {number})"
+        )));
     }
     Ok(number as i64)
 }
 
 pub fn boolean(value: &Unknown<'_>, what: &str) -> CoreResult<bool> {
     if !matches!(value.get_type(), Ok(ValueType::Boolean)) {
-        return Err(invalid(format!("{what} must be a boolean (got {})", type_name(value))));
+        return Err(invalid(format!(
+            "{what} must be a boolean (got {})",
+            type_name(value)
+        )));
     }
     // SAFETY: the value was just checked to be a boolean of this environment.
-    unsafe { bool::from_napi_value(value.value().env, value.raw()) }.map_err(|error| invalid(format!("{what}: {}", error.reason)))
+    unsafe { bool::from_napi_value(value.value().env, value.raw()) }
+        .map_err(|error| invalid(format!("{what}: {}", error.reason)))
 }
 
 /// A plain object (not an array, not a Buffer, not null).
 pub fn object<'env>(value: &Unknown<'env>, what: &str) -> CoreResult<Object<'env>> {
-    if !matches!(value.get_type(), Ok(ValueType::Object)) || value.is_array().unwrap_or(false) || value.is_buffer().unwrap_or(false) {
-        return Err(invalid(format!("{what} must be an object (got {})", type_name(value))));
+    if !matches!(value.get_type(), Ok(ValueType::Object))
+        || value.is_array().unwrap_or(false)
+        || value.is_buffer().unwrap_or(false)
+    {
+        return Err(invalid(format!(
+            "{what} must be an object (got {})",
+            type_name(value)
+        )));
     }
     // SAFETY: the value was just checked to be an object of this environment.
-    unsafe { Object::from_napi_value(value.value().env, value.raw()) }.map_err(|error| invalid(format!("{what}: {}", error.reason)))
+    unsafe { Object::from_napi_value(value.value().env, value.raw()) }
+        .map_err(|error| invalid(format!("{what}: {}", error.reason)))
 }
 
 /// A named property, `None` when absent, `undefined` or `null`.
-pub fn property<'env>(object: &Object<'env>, name: &str, what: &str) -> CoreResult<Option<Unknown<'env>>> {
+pub fn property<'env>(
+    object: &Object<'env>,
+    name: &str,
+    what: &str,
+) -> CoreResult<Option<Unknown<'env>>> {
     let value: Unknown<'env> = object
         .get_named_property(name)
         .map_err(|error| invalid(format!("{what}.{name} could not be read: {}", error.reason)))?;
@@ -166,13 +208,17 @@ pub fn property<'env>(object: &Object<'env>, name: &str, what: &str) -> CoreResu
 
 /// Own enumerable property names of an object.
 pub fn keys(object: &Object<'_>, what: &str) -> CoreResult<Vec<String>> {
-    let names = Object::keys(object).map_err(|error| invalid(format!("{what} keys could not be read: {}", error.reason)))?;
+    let names = Object::keys(object)
+        .map_err(|error| invalid(format!("{what} keys could not be read: {}", error.reason)))?;
     Ok(names)
 }
 
 pub fn array<'env>(value: &Unknown<'env>, what: &str) -> CoreResult<Vec<Unknown<'env>>> {
     if !value.is_array().unwrap_or(false) {
-        return Err(invalid(format!("{what} must be an array (got {})", type_name(value))));
+        return Err(invalid(format!(
+            "{what} must be an array (got {})",
+            type_name(value)
+        )));
     }
     // SAFETY: the value was just checked to be an array of this environment.
     let array = unsafe { Object::from_napi_value(value.value().env, value.raw()) }
@@ -199,7 +245,10 @@ pub fn bytes(value: &Unknown<'_>, what: &str) -> CoreResult<Vec<u8>> {
                 .map_err(|error| invalid(format!("{what}: {}", error.reason)))?;
             Ok(buffer.to_vec())
         }
-        _ => Err(invalid(format!("{what} must be a string or a Buffer (got {})", type_name(value)))),
+        _ => Err(invalid(format!(
+            "{what} must be a string or a Buffer (got {})",
+            type_name(value)
+        ))),
     }
 }
 
@@ -218,12 +267,21 @@ pub fn json(env: &Env, value: &Unknown<'_>, what: &str) -> CoreResult<String> {
     let stringify = || -> napi::Result<Unknown<'_>> {
         let global = env.get_global()?;
         let json: Object<'_> = global.get_named_property("JSON")?;
-        let stringify: Function<'_, Unknown<'_>, Unknown<'_>> = json.get_named_property("stringify")?;
+        let stringify: Function<'_, Unknown<'_>, Unknown<'_>> =
+            json.get_named_property("stringify")?;
         stringify.call(*value)
     };
-    let encoded = stringify().map_err(|error| invalid(format!("{what} cannot be serialised to JSON: {}", error.reason)))?;
+    let encoded = stringify().map_err(|error| {
+        invalid(format!(
+            "{what} cannot be serialised to JSON: {}",
+            error.reason
+        ))
+    })?;
     if !matches!(encoded.get_type(), Ok(ValueType::String)) {
-        return Err(invalid(format!("{what} has no JSON representation (got {})", type_name(value))));
+        return Err(invalid(format!(
+            "{what} has no JSON representation (got {})",
+            type_name(value)
+        )));
     }
     string(&encoded, what)
 }
@@ -245,7 +303,10 @@ pub fn optional<'env, T>(
 pub fn reject_unknown_keys(object: &Object<'_>, what: &str, known: &[&str]) -> CoreResult<()> {
     for key in keys(object, what)? {
         if !known.contains(&key.as_str()) {
-            return Err(invalid(format!("{what} has an unknown option `{key}` (known: {})", known.join(", "))));
+            return Err(invalid(format!(
+                "{what} has an unknown option `{key}` (known: {})",
+                known.join(", ")
+            )));
         }
     }
     Ok(())

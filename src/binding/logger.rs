@@ -36,7 +36,7 @@ const METHOD_NAMES: [&[&str]; 5] = [
 
 impl JsLogSink {
     /// The user's logger object, or `console` when `logger` is absent.
-    pub fn new(env: &Env, logger: Option<Unknown<'_>>) -> CoreResult<Arc<dyn LogSink>> {
+    pub fn sink(env: &Env, logger: Option<Unknown<'_>>) -> CoreResult<Arc<dyn LogSink>> {
         let target = match js::as_option(logger) {
             Some(logger) => {
                 let object = js::object(&logger, "logger")?;
@@ -46,7 +46,9 @@ impl JsLogSink {
                 let console = env
                     .get_global()
                     .and_then(|global| global.get_named_property::<Object<'_>>("console"))
-                    .map_err(|error| js::invalid(format!("console is not available: {}", error.reason)))?;
+                    .map_err(|error| {
+                        js::invalid(format!("console is not available: {}", error.reason))
+                    })?;
                 Target::Console(methods(env, &console)?)
             }
         };
@@ -84,11 +86,14 @@ fn bound_method<Args: 'static + napi::bindgen_prelude::JsValuesTupleIntoVec>(
         return Ok(None);
     }
     // SAFETY: `method` was just checked to be a function of this environment.
-    let method_object = unsafe { Object::from_napi_value(env.raw(), method.raw()) }.map_err(fail)?;
-    let bind: Function<'_, Unknown<'_>, Unknown<'_>> = method_object.get_named_property("bind").map_err(fail)?;
+    let method_object =
+        unsafe { Object::from_napi_value(env.raw(), method.raw()) }.map_err(fail)?;
+    let bind: Function<'_, Unknown<'_>, Unknown<'_>> =
+        method_object.get_named_property("bind").map_err(fail)?;
     let bound = bind.apply(method, object.to_unknown()).map_err(fail)?;
     // SAFETY: `Function.prototype.bind` returns a function of this environment.
-    let bound: Function<'_, Args, Unknown<'_>> = unsafe { Function::from_napi_value(env.raw(), bound.raw()) }.map_err(fail)?;
+    let bound: Function<'_, Args, Unknown<'_>> =
+        unsafe { Function::from_napi_value(env.raw(), bound.raw()) }.map_err(fail)?;
     let tsfn = bound
         .build_threadsafe_function::<Args>()
         .callee_handled::<false>()
@@ -119,8 +124,17 @@ impl LogSink for JsLogSink {
             }
             Target::Console(methods) => {
                 if let Some(method) = &methods[index] {
-                    let line = format!("[kafka] {} [{}] {}", record.level.as_str().to_uppercase(), record.context, record.message);
-                    method.call_with_return_value(FnArgs::from((line,)), ThreadsafeFunctionCallMode::NonBlocking, ignore_result);
+                    let line = format!(
+                        "[kafka] {} [{}] {}",
+                        record.level.as_str().to_uppercase(),
+                        record.context,
+                        record.message
+                    );
+                    method.call_with_return_value(
+                        FnArgs::from((line,)),
+                        ThreadsafeFunctionCallMode::NonBlocking,
+                        ignore_result,
+                    );
                 }
             }
         }

@@ -5,7 +5,8 @@ use crate::binding::logger::JsLogSink;
 use crate::core::config::ClientOptions;
 use crate::core::logging::LogLevel;
 use crate::core::producer::{
-    DeliveryReport, OutgoingMessage, PendingSend, Producer, ProducerOptions as CoreProducerOptions, TopicOutcome, TopicSpec,
+    DeliveryReport, OutgoingMessage, PendingSend, Producer, ProducerOptions as CoreProducerOptions,
+    TopicOutcome, TopicSpec,
 };
 use napi::bindgen_prelude::within_runtime_if_available;
 use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
@@ -195,10 +196,13 @@ impl KafkaProducer {
     /// until the first send or `connect()`. Throws `ERR_INVALID_CONFIG` naming
     /// the offending key.
     #[napi(constructor)]
-    pub fn new(env: &Env, #[napi(ts_arg_type = "ProducerOptions")] options: Option<Unknown<'_>>) -> napi::Result<Self> {
+    pub fn new(
+        env: &Env,
+        #[napi(ts_arg_type = "ProducerOptions")] options: Option<Unknown<'_>>,
+    ) -> napi::Result<Self> {
         let build = || -> CoreResult<Self> {
             let (options, logger) = read_producer_options(env, js::as_option(options))?;
-            let sink = JsLogSink::new(env, logger)?;
+            let sink = JsLogSink::sink(env, logger)?;
             Ok(KafkaProducer {
                 inner: Producer::new(options, sink)?,
             })
@@ -209,28 +213,53 @@ impl KafkaProducer {
     /// Starts connecting and resolves at once; failures are logged and
     /// retried every `retryIntervalMs`. With `{ timeoutMs }`, waits for the
     /// brokers and rejects with `ERR_KAFKA_TIMED_OUT` if they do not answer.
-    #[napi(ts_args_type = "options?: ConnectOptions", ts_return_type = "Promise<void>")]
-    pub fn connect<'env>(&self, env: &'env Env, options: Option<Unknown<'env>>) -> napi::Result<PromiseRaw<'env, ()>> {
+    #[napi(
+        ts_args_type = "options?: ConnectOptions",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn connect<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Unknown<'env>>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let wait = match read_connect_options(js::as_option(options)) {
             Ok(wait) => wait,
             Err(error) => return rejected(env, error),
         };
         let producer = self.inner.clone();
-        promise(env, async move { producer.connect(wait).await }, |_, ()| Ok(()))
+        promise(env, async move { producer.connect(wait).await }, |_, ()| {
+            Ok(())
+        })
     }
 
     /// Sends messages to one topic; resolves with each message's partition and
     /// offset once all are acknowledged (`acks=all`).
-    #[napi(ts_args_type = "record: ProducerRecord", ts_return_type = "Promise<RecordMetadata[]>")]
-    pub fn send<'env>(&self, env: &'env Env, record: Unknown<'env>) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let started = read_record(env, &record, "record").and_then(|messages| self.start(|producer| producer.start_send(messages)));
+    #[napi(
+        ts_args_type = "record: ProducerRecord",
+        ts_return_type = "Promise<RecordMetadata[]>"
+    )]
+    pub fn send<'env>(
+        &self,
+        env: &'env Env,
+        record: Unknown<'env>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
+        let started = read_record(env, &record, "record")
+            .and_then(|messages| self.start(|producer| producer.start_send(messages)));
         all_acknowledged(env, started)
     }
 
     /// Sends to several topics in one call, like kafkajs' `sendBatch`.
-    #[napi(ts_args_type = "batch: ProducerBatch", ts_return_type = "Promise<RecordMetadata[]>")]
-    pub fn send_batch<'env>(&self, env: &'env Env, batch: Unknown<'env>) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let started = read_batch(env, &batch).and_then(|messages| self.start(|producer| producer.start_send(messages)));
+    #[napi(
+        ts_args_type = "batch: ProducerBatch",
+        ts_return_type = "Promise<RecordMetadata[]>"
+    )]
+    pub fn send_batch<'env>(
+        &self,
+        env: &'env Env,
+        batch: Unknown<'env>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
+        let started = read_batch(env, &batch)
+            .and_then(|messages| self.start(|producer| producer.start_send(messages)));
         all_acknowledged(env, started)
     }
 
@@ -262,13 +291,23 @@ impl KafkaProducer {
             Ok((event_type, user_id, movie_id, metadata))
         };
         let started = read().and_then(|(event_type, user_id, movie_id, metadata)| {
-            self.start(|producer| producer.start_send_movie_event(&event_type, &user_id, &movie_id, metadata.as_deref()))
+            self.start(|producer| {
+                producer.start_send_movie_event(
+                    &event_type,
+                    &user_id,
+                    &movie_id,
+                    metadata.as_deref(),
+                )
+            })
         });
         one_acknowledged(env, started)
     }
 
     /// Sends a `MovieViewEvent` to `movie-views`, keyed by `movieId`.
-    #[napi(ts_args_type = "userId: string | number, movieId: string | number", ts_return_type = "Promise<RecordMetadata>")]
+    #[napi(
+        ts_args_type = "userId: string | number, movieId: string | number",
+        ts_return_type = "Promise<RecordMetadata>"
+    )]
     pub fn send_movie_view_event<'env>(
         &self,
         env: &'env Env,
@@ -300,21 +339,32 @@ impl KafkaProducer {
             let mut message = match js::as_option(options) {
                 Some(options) => {
                     let options = js::object(&options, "options")?;
-                    js::reject_unknown_keys(&options, "options", &["key", "headers", "partition", "timestamp"])?;
+                    js::reject_unknown_keys(
+                        &options,
+                        "options",
+                        &["key", "headers", "partition", "timestamp"],
+                    )?;
                     read_message_fields(&options, "options")?
                 }
                 None => OutgoingMessage::default(),
             };
             message.topic = topic;
-            message.value = Some(read_value(env, &payload, "payload")?.ok_or_else(|| js::invalid("payload must not be null or undefined"))?);
+            message.value = Some(
+                read_value(env, &payload, "payload")?
+                    .ok_or_else(|| js::invalid("payload must not be null or undefined"))?,
+            );
             Ok(message)
         };
-        let started = read().and_then(|message| self.start(|producer| producer.start_send(vec![message])));
+        let started =
+            read().and_then(|message| self.start(|producer| producer.start_send(vec![message])));
         one_acknowledged(env, started)
     }
 
     /// Creates the topics that do not exist yet (existing ones are untouched).
-    #[napi(ts_args_type = "topics: TopicConfig[], options?: { timeoutMs?: number }", ts_return_type = "Promise<TopicResult[]>")]
+    #[napi(
+        ts_args_type = "topics: TopicConfig[], options?: { timeoutMs?: number }",
+        ts_return_type = "Promise<TopicResult[]>"
+    )]
     pub fn ensure_topics<'env>(
         &self,
         env: &'env Env,
@@ -335,33 +385,56 @@ impl KafkaProducer {
             Err(error) => return rejected(env, error),
         };
         let producer = self.inner.clone();
-        promise(env, async move { producer.ensure_topics(&specs, timeout).await }, |_, outcomes| {
-            Ok(outcomes.into_iter().map(TopicResult::from).collect::<Vec<_>>())
-        })
+        promise(
+            env,
+            async move { producer.ensure_topics(&specs, timeout).await },
+            |_, outcomes| {
+                Ok(outcomes
+                    .into_iter()
+                    .map(TopicResult::from)
+                    .collect::<Vec<_>>())
+            },
+        )
     }
 
     /// Waits until every queued message is acknowledged; rejects with
     /// `ERR_KAFKA_TIMED_OUT` after `timeoutMs` (default 30000).
     #[napi(ts_args_type = "timeoutMs?: number", ts_return_type = "Promise<void>")]
-    pub fn flush<'env>(&self, env: &'env Env, timeout_ms: Option<Unknown<'env>>) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn flush<'env>(
+        &self,
+        env: &'env Env,
+        timeout_ms: Option<Unknown<'env>>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let timeout = match read_timeout(timeout_ms, "timeoutMs", DEFAULT_FLUSH_TIMEOUT_MS) {
             Ok(timeout) => timeout,
             Err(error) => return rejected(env, error),
         };
         let producer = self.inner.clone();
-        promise(env, async move { producer.flush(timeout).await }, |_, ()| Ok(()))
+        promise(
+            env,
+            async move { producer.flush(timeout).await },
+            |_, ()| Ok(()),
+        )
     }
 
     /// Flushes (up to `timeoutMs`, default 30000), then closes the client.
     /// Safe to call more than once; later sends reject with `ERR_KAFKA_DISCONNECTED`.
     #[napi(ts_args_type = "timeoutMs?: number", ts_return_type = "Promise<void>")]
-    pub fn disconnect<'env>(&self, env: &'env Env, timeout_ms: Option<Unknown<'env>>) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn disconnect<'env>(
+        &self,
+        env: &'env Env,
+        timeout_ms: Option<Unknown<'env>>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let timeout = match read_timeout(timeout_ms, "timeoutMs", DEFAULT_FLUSH_TIMEOUT_MS) {
             Ok(timeout) => timeout,
             Err(error) => return rejected(env, error),
         };
         let producer = self.inner.clone();
-        promise(env, async move { producer.disconnect(timeout).await }, |_, ()| Ok(()))
+        promise(
+            env,
+            async move { producer.disconnect(timeout).await },
+            |_, ()| Ok(()),
+        )
     }
 
     /// Messages handed over but not yet acknowledged by the cluster.
@@ -392,30 +465,46 @@ impl KafkaProducer {
     /// The librdkafka configuration in effect, defaults included, secrets redacted.
     #[napi]
     pub fn effective_config(&self, env: &Env) -> napi::Result<BTreeMap<String, String>> {
-        self.inner.effective_config().map_err(|error| js::js_error(env, error))
+        self.inner
+            .effective_config()
+            .map_err(|error| js::js_error(env, error))
     }
 }
 
 impl KafkaProducer {
     /// Enqueues on the calling (JavaScript) thread, so messages reach
     /// librdkafka in call order; inside the runtime so a backlog can drain.
-    fn start(&self, start: impl FnOnce(&Arc<Producer>) -> CoreResult<PendingSend>) -> CoreResult<PendingSend> {
+    fn start(
+        &self,
+        start: impl FnOnce(&Arc<Producer>) -> CoreResult<PendingSend>,
+    ) -> CoreResult<PendingSend> {
         within_runtime_if_available(|| start(&self.inner))
     }
 }
 
-fn all_acknowledged<'env>(env: &'env Env, started: CoreResult<PendingSend>) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
+fn all_acknowledged<'env>(
+    env: &'env Env,
+    started: CoreResult<PendingSend>,
+) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
     match started {
         Ok(pending) => promise(env, pending.acknowledged(), |_, reports| {
-            Ok(reports.into_iter().map(RecordMetadata::from).collect::<Vec<_>>())
+            Ok(reports
+                .into_iter()
+                .map(RecordMetadata::from)
+                .collect::<Vec<_>>())
         }),
         Err(error) => rejected(env, error),
     }
 }
 
-fn one_acknowledged<'env>(env: &'env Env, started: CoreResult<PendingSend>) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
+fn one_acknowledged<'env>(
+    env: &'env Env,
+    started: CoreResult<PendingSend>,
+) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
     match started {
-        Ok(pending) => promise(env, pending.acknowledged_one(), |_, report| Ok(RecordMetadata::from(report))),
+        Ok(pending) => promise(env, pending.acknowledged_one(), |_, report| {
+            Ok(RecordMetadata::from(report))
+        }),
         Err(error) => rejected(env, error),
     }
 }
@@ -435,14 +524,20 @@ fn read_producer_options<'env>(
     options: Option<Unknown<'env>>,
 ) -> CoreResult<(CoreProducerOptions, Option<Unknown<'env>>)> {
     let mut result = CoreProducerOptions::default();
-    let Some(options) = options else { return Ok((result, None)) };
+    let Some(options) = options else {
+        return Ok((result, None));
+    };
     let options = js::object(&options, "options")?;
     js::reject_unknown_keys(&options, "options", PRODUCER_OPTION_KEYS)?;
     result.client = read_client_options(env, &options)?;
-    if let Some(ms) = js::optional(&options, "enqueueTimeoutMs", "options", |value, what| js::integer(value, what, 0, 3_600_000))? {
+    if let Some(ms) = js::optional(&options, "enqueueTimeoutMs", "options", |value, what| {
+        js::integer(value, what, 0, 3_600_000)
+    })? {
         result.enqueue_timeout = Duration::from_millis(ms as u64);
     }
-    if let Some(ms) = js::optional(&options, "retryIntervalMs", "options", |value, what| js::integer(value, what, 10, 3_600_000))? {
+    if let Some(ms) = js::optional(&options, "retryIntervalMs", "options", |value, what| {
+        js::integer(value, what, 10, 3_600_000)
+    })? {
         result.connect_retry_interval = Duration::from_millis(ms as u64);
     }
     let logger = js::property(&options, "logger", "options")?;
@@ -459,15 +554,23 @@ pub fn read_client_options(_env: &Env, options: &Object<'_>) -> CoreResult<Clien
                 .map(|(index, broker)| js::string(broker, &format!("{what}[{index}]")))
                 .collect()
         } else {
-            Ok(js::string(value, what)?.split(',').map(str::to_string).collect())
+            Ok(js::string(value, what)?
+                .split(',')
+                .map(str::to_string)
+                .collect())
         }
     })?;
     let client_id = js::optional(options, "clientId", "options", js::string)?;
     let log_level = js::optional(options, "logLevel", "options", |value, what| {
         let name = js::string(value, what)?;
-        LogLevel::parse(&name).ok_or_else(|| js::invalid(format!("{what} must be one of off, error, warn, info, debug, trace (got {name:?})")))
+        LogLevel::parse(&name).ok_or_else(|| {
+            js::invalid(format!(
+                "{what} must be one of off, error, warn, info, debug, trace (got {name:?})"
+            ))
+        })
     })?;
-    let properties = js::optional(options, "config", "options", read_string_map)?.unwrap_or_default();
+    let properties =
+        js::optional(options, "config", "options", read_string_map)?.unwrap_or_default();
     Ok(ClientOptions {
         brokers,
         client_id,
@@ -481,7 +584,9 @@ fn read_string_map(value: &Unknown<'_>, what: &str) -> CoreResult<BTreeMap<Strin
     let object = js::object(value, what)?;
     let mut map = BTreeMap::new();
     for key in js::keys(&object, what)? {
-        let Some(entry) = js::property(&object, &key, what)? else { continue };
+        let Some(entry) = js::property(&object, &key, what)? else {
+            continue;
+        };
         let name = format!("{what}['{key}']");
         let text = match entry.get_type() {
             Ok(napi::ValueType::String) => js::string(&entry, &name)?,
@@ -507,11 +612,17 @@ fn read_string_map(value: &Unknown<'_>, what: &str) -> CoreResult<BTreeMap<Strin
 }
 
 fn read_connect_options(options: Option<Unknown<'_>>) -> CoreResult<Option<Duration>> {
-    let Some(options) = options else { return Ok(None) };
+    let Some(options) = options else {
+        return Ok(None);
+    };
     let options = js::object(&options, "options")?;
     js::reject_unknown_keys(&options, "options", &["timeoutMs"])?;
-    Ok(js::optional(&options, "timeoutMs", "options", |value, what| js::integer(value, what, 0, 3_600_000))?
-        .map(|ms| Duration::from_millis(ms as u64)))
+    Ok(
+        js::optional(&options, "timeoutMs", "options", |value, what| {
+            js::integer(value, what, 0, 3_600_000)
+        })?
+        .map(|ms| Duration::from_millis(ms as u64)),
+    )
 }
 
 fn read_timeout(value: Option<Unknown<'_>>, what: &str, default_ms: u32) -> CoreResult<Duration> {
@@ -523,20 +634,34 @@ fn read_timeout(value: Option<Unknown<'_>>, what: &str, default_ms: u32) -> Core
 }
 
 fn read_timeout_option(options: Option<Unknown<'_>>, default_ms: u32) -> CoreResult<Duration> {
-    let Some(options) = js::as_option(options) else { return Ok(Duration::from_millis(u64::from(default_ms))) };
+    let Some(options) = js::as_option(options) else {
+        return Ok(Duration::from_millis(u64::from(default_ms)));
+    };
     let options = js::object(&options, "options")?;
     js::reject_unknown_keys(&options, "options", &["timeoutMs"])?;
-    let ms = js::optional(&options, "timeoutMs", "options", |value, what| js::integer(value, what, 1, 3_600_000))?;
-    Ok(Duration::from_millis(ms.map_or(u64::from(default_ms), |ms| ms as u64)))
+    let ms = js::optional(&options, "timeoutMs", "options", |value, what| {
+        js::integer(value, what, 1, 3_600_000)
+    })?;
+    Ok(Duration::from_millis(
+        ms.map_or(u64::from(default_ms), |ms| ms as u64),
+    ))
 }
 
 fn read_batch(env: &Env, batch: &Unknown<'_>) -> CoreResult<Vec<OutgoingMessage>> {
     let batch = js::object(batch, "batch")?;
     js::reject_unknown_keys(&batch, "batch", &["topicMessages"])?;
-    let records = js::property(&batch, "topicMessages", "batch")?.ok_or_else(|| js::invalid("batch.topicMessages is required"))?;
+    let records = js::property(&batch, "topicMessages", "batch")?
+        .ok_or_else(|| js::invalid("batch.topicMessages is required"))?;
     let mut messages = Vec::new();
-    for (index, record) in js::array(&records, "batch.topicMessages")?.iter().enumerate() {
-        messages.extend(read_record(env, record, &format!("batch.topicMessages[{index}]"))?);
+    for (index, record) in js::array(&records, "batch.topicMessages")?
+        .iter()
+        .enumerate()
+    {
+        messages.extend(read_record(
+            env,
+            record,
+            &format!("batch.topicMessages[{index}]"),
+        )?);
     }
     Ok(messages)
 }
@@ -544,15 +669,21 @@ fn read_batch(env: &Env, batch: &Unknown<'_>) -> CoreResult<Vec<OutgoingMessage>
 fn read_record(env: &Env, record: &Unknown<'_>, what: &str) -> CoreResult<Vec<OutgoingMessage>> {
     let record = js::object(record, what)?;
     js::reject_unknown_keys(&record, what, &["topic", "messages"])?;
-    let topic = js::optional(&record, "topic", what, js::string)?.ok_or_else(|| js::invalid(format!("{what}.topic is required")))?;
-    let messages = js::property(&record, "messages", what)?.ok_or_else(|| js::invalid(format!("{what}.messages is required")))?;
+    let topic = js::optional(&record, "topic", what, js::string)?
+        .ok_or_else(|| js::invalid(format!("{what}.topic is required")))?;
+    let messages = js::property(&record, "messages", what)?
+        .ok_or_else(|| js::invalid(format!("{what}.messages is required")))?;
     js::array(&messages, &format!("{what}.messages"))?
         .iter()
         .enumerate()
         .map(|(index, message)| {
             let what = format!("{what}.messages[{index}]");
             let message = js::object(message, &what)?;
-            js::reject_unknown_keys(&message, &what, &["key", "value", "headers", "partition", "timestamp"])?;
+            js::reject_unknown_keys(
+                &message,
+                &what,
+                &["key", "value", "headers", "partition", "timestamp"],
+            )?;
             let mut outgoing = read_message_fields(&message, &what)?;
             outgoing.topic = topic.clone();
             // `value` must be present: `null` is a deliberate tombstone, a
@@ -561,7 +692,9 @@ fn read_record(env: &Env, record: &Unknown<'_>, what: &str) -> CoreResult<Vec<Ou
                 .get_named_property("value")
                 .map_err(|error| js::invalid(format!("{what}.value: {}", error.reason)))?;
             if matches!(value.get_type(), Ok(napi::ValueType::Undefined)) {
-                return Err(js::invalid(format!("{what}.value is required (use null for a tombstone)")));
+                return Err(js::invalid(format!(
+                    "{what}.value is required (use null for a tombstone)"
+                )));
             }
             outgoing.value = read_value(env, &value, &format!("{what}.value"))?;
             Ok(outgoing)
@@ -572,8 +705,10 @@ fn read_record(env: &Env, record: &Unknown<'_>, what: &str) -> CoreResult<Vec<Ou
 /// Key, headers, partition and timestamp of a message (everything but the value).
 fn read_message_fields(object: &Object<'_>, what: &str) -> CoreResult<OutgoingMessage> {
     let key = js::optional(object, "key", what, js::bytes)?;
-    let partition = js::optional(object, "partition", what, |value, what| js::integer(value, what, 0, i64::from(i32::MAX)))?
-        .map(|partition| partition as i32);
+    let partition = js::optional(object, "partition", what, |value, what| {
+        js::integer(value, what, 0, i64::from(i32::MAX))
+    })?
+    .map(|partition| partition as i32);
     let timestamp = js::optional(object, "timestamp", what, read_timestamp)?;
     let headers = js::optional(object, "headers", what, read_headers)?.unwrap_or_default();
     Ok(OutgoingMessage {
@@ -601,7 +736,12 @@ fn read_timestamp(value: &Unknown<'_>, what: &str) -> CoreResult<i64> {
                 .parse::<i64>()
                 .ok()
                 .filter(|ms| *ms >= 0)
-                .ok_or_else(|| js::invalid(format!("{what} must be milliseconds since the epoch (got {:?})", text)))
+                .ok_or_else(|| {
+                    js::invalid(format!(
+                        "{what} must be milliseconds since the epoch (got {:?})",
+                        text
+                    ))
+                })
         }
         _ => js::integer(value, what, 0, 8_640_000_000_000_000),
     }
@@ -616,9 +756,17 @@ fn read_headers(value: &Unknown<'_>, what: &str) -> CoreResult<Vec<(String, Opti
             .map_err(|error| js::invalid(format!("{what}['{key}']: {}", error.reason)))?;
         let name = format!("{what}['{key}']");
         // An array repeats the header, as Kafka allows.
-        let values = if entry.is_array().unwrap_or(false) { js::array(&entry, &name)? } else { vec![entry] };
+        let values = if entry.is_array().unwrap_or(false) {
+            js::array(&entry, &name)?
+        } else {
+            vec![entry]
+        };
         for value in values {
-            let bytes = if js::is_nullish(&value) { None } else { Some(js::bytes(&value, &name)?) };
+            let bytes = if js::is_nullish(&value) {
+                None
+            } else {
+                Some(js::bytes(&value, &name)?)
+            };
             headers.push((key.clone(), bytes));
         }
     }
@@ -627,11 +775,21 @@ fn read_headers(value: &Unknown<'_>, what: &str) -> CoreResult<Vec<(String, Opti
 
 fn read_topic_spec(value: &Unknown<'_>, what: &str) -> CoreResult<TopicSpec> {
     let object = js::object(value, what)?;
-    js::reject_unknown_keys(&object, what, &["name", "partitions", "replicationFactor", "config"])?;
-    let name = js::optional(&object, "name", what, js::string)?.ok_or_else(|| js::invalid(format!("{what}.name is required")))?;
-    let partitions = js::optional(&object, "partitions", what, |value, what| js::integer(value, what, 1, 1_000_000))?.unwrap_or(1);
-    let replication_factor =
-        js::optional(&object, "replicationFactor", what, |value, what| js::integer(value, what, -1, i64::from(i16::MAX)))?.unwrap_or(-1);
+    js::reject_unknown_keys(
+        &object,
+        what,
+        &["name", "partitions", "replicationFactor", "config"],
+    )?;
+    let name = js::optional(&object, "name", what, js::string)?
+        .ok_or_else(|| js::invalid(format!("{what}.name is required")))?;
+    let partitions = js::optional(&object, "partitions", what, |value, what| {
+        js::integer(value, what, 1, 1_000_000)
+    })?
+    .unwrap_or(1);
+    let replication_factor = js::optional(&object, "replicationFactor", what, |value, what| {
+        js::integer(value, what, -1, i64::from(i16::MAX))
+    })?
+    .unwrap_or(-1);
     let config = js::optional(&object, "config", what, read_string_map)?.unwrap_or_default();
     Ok(TopicSpec {
         name,

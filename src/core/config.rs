@@ -43,9 +43,16 @@ pub struct ClientSettings {
 /// Properties whose values must never reach a log line or an error message.
 pub fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "oauthbearer.config", "key.pem", "token", "jaas"]
-        .iter()
-        .any(|marker| key.contains(marker))
+    [
+        "password",
+        "secret",
+        "oauthbearer.config",
+        "key.pem",
+        "token",
+        "jaas",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
 }
 
 const REDACTED: &str = "[redacted]";
@@ -111,7 +118,10 @@ impl ClientSettings {
         };
         // librdkafka is the authority on property names and values: ask it now,
         // so a typo fails at construction rather than at first use.
-        settings.to_rdkafka().create_native_config().map_err(|error| settings.config_error(&error))?;
+        settings
+            .to_rdkafka()
+            .create_native_config()
+            .map_err(|error| settings.config_error(&error))?;
         Ok(settings)
     }
 
@@ -149,7 +159,10 @@ impl ClientSettings {
                 }
                 CoreError::invalid_config(key.clone(), reason)
             }
-            other => CoreError::invalid_config("(client)", redact_text(&other.to_string(), &self.properties)),
+            other => CoreError::invalid_config(
+                "(client)",
+                redact_text(&other.to_string(), &self.properties),
+            ),
         }
     }
 }
@@ -164,7 +177,11 @@ pub fn redact_properties(properties: &BTreeMap<String, String>) -> BTreeMap<Stri
     properties
         .iter()
         .map(|(key, value)| {
-            let shown = if is_secret_property(key) { REDACTED.to_string() } else { value.clone() };
+            let shown = if is_secret_property(key) {
+                REDACTED.to_string()
+            } else {
+                value.clone()
+            };
             (key.clone(), shown)
         })
         .collect()
@@ -175,7 +192,9 @@ pub fn redact_text(text: &str, properties: &BTreeMap<String, String>) -> String 
     properties
         .iter()
         .filter(|(key, value)| is_secret_property(key) && !value.is_empty())
-        .fold(text.to_string(), |text, (_, value)| text.replace(value.as_str(), REDACTED))
+        .fold(text.to_string(), |text, (_, value)| {
+            text.replace(value.as_str(), REDACTED)
+        })
 }
 
 fn parse_broker_list<'a>(entries: impl Iterator<Item = &'a str>, key: &str) -> Result<Vec<String>> {
@@ -191,16 +210,22 @@ fn parse_broker_list<'a>(entries: impl Iterator<Item = &'a str>, key: &str) -> R
 }
 
 fn validate_broker(entry: &str, key: &str) -> Result<()> {
-    let invalid = |why: &str| CoreError::invalid_config(key, format!("`{entry}` is not a broker address ({why}); expected host:port"));
-    let address = entry
-        .split_once("://")
-        .map_or(entry, |(_, rest)| rest);
+    let invalid = |why: &str| {
+        CoreError::invalid_config(
+            key,
+            format!("`{entry}` is not a broker address ({why}); expected host:port"),
+        )
+    };
+    let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
     let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid("no port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(invalid("no host"));
     }
-    if host.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '/') {
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '/')
+    {
         return Err(invalid("bad character in host"));
     }
     match port.parse::<u16>() {
@@ -214,10 +239,16 @@ fn validate_client_id(client_id: &str) -> Result<()> {
         return Err(CoreError::invalid_config("clientId", "must not be empty"));
     }
     if client_id.len() > 255 {
-        return Err(CoreError::invalid_config("clientId", "must be at most 255 bytes"));
+        return Err(CoreError::invalid_config(
+            "clientId",
+            "must be at most 255 bytes",
+        ));
     }
     if client_id.chars().any(char::is_control) {
-        return Err(CoreError::invalid_config("clientId", "must not contain control characters"));
+        return Err(CoreError::invalid_config(
+            "clientId",
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -228,14 +259,21 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |key| map.get(key).cloned()
     }
 
     #[test]
     fn brokers_and_client_id_come_from_the_environment() {
-        let env = env_of(&[("KAFKA_BROKERS", "a:9092, b:9093"), ("KAFKA_CLIENT_ID", "movie-stream-producer")]);
-        let settings = ClientSettings::resolve(&ClientOptions::default(), &[], "fallback", env).unwrap();
+        let env = env_of(&[
+            ("KAFKA_BROKERS", "a:9092, b:9093"),
+            ("KAFKA_CLIENT_ID", "movie-stream-producer"),
+        ]);
+        let settings =
+            ClientSettings::resolve(&ClientOptions::default(), &[], "fallback", env).unwrap();
         assert_eq!(settings.brokers, vec!["a:9092", "b:9093"]);
         assert_eq!(settings.client_id, "movie-stream-producer");
     }
@@ -255,40 +293,75 @@ mod tests {
 
     #[test]
     fn pass_through_properties_override_defaults() {
-        let mut options = ClientOptions { brokers: Some(vec!["h:1".into()]), ..Default::default() };
+        let mut options = ClientOptions {
+            brokers: Some(vec!["h:1".into()]),
+            ..Default::default()
+        };
         options.properties.insert("linger.ms".into(), "50".into());
-        let settings = ClientSettings::resolve(&options, &[("linger.ms", "5"), ("acks", "all")], "x", |_| None).unwrap();
+        let settings = ClientSettings::resolve(
+            &options,
+            &[("linger.ms", "5"), ("acks", "all")],
+            "x",
+            |_| None,
+        )
+        .unwrap();
         assert_eq!(settings.property("linger.ms"), Some("50"));
         assert_eq!(settings.property("acks"), Some("all"));
     }
 
     #[test]
     fn missing_brokers_is_a_config_error_naming_the_key() {
-        let error = ClientSettings::resolve(&ClientOptions::default(), &[], "x", |_| None).err().unwrap();
+        let error = ClientSettings::resolve(&ClientOptions::default(), &[], "x", |_| None)
+            .err()
+            .unwrap();
         assert_eq!(error.code(), "ERR_INVALID_CONFIG");
         assert!(error.to_string().contains("KAFKA_BROKERS"), "{error}");
     }
 
     #[test]
     fn malformed_brokers_are_rejected() {
-        for bad in ["localhost", ":9092", "host:0", "host:99999", "ho st:1", "host:abc"] {
-            let options = ClientOptions { brokers: Some(vec![bad.into()]), ..Default::default() };
+        for bad in [
+            "localhost",
+            ":9092",
+            "host:0",
+            "host:99999",
+            "ho st:1",
+            "host:abc",
+        ] {
+            let options = ClientOptions {
+                brokers: Some(vec![bad.into()]),
+                ..Default::default()
+            };
             let error = ClientSettings::resolve(&options, &[], "x", |_| None).err();
-            assert!(matches!(error, Some(CoreError::InvalidConfig { .. })), "{bad} accepted");
+            assert!(
+                matches!(error, Some(CoreError::InvalidConfig { .. })),
+                "{bad} accepted"
+            );
         }
-        let options = ClientOptions { brokers: Some(vec!["[::1]:9092".into(), "SSL://h:9093".into()]), ..Default::default() };
+        let options = ClientOptions {
+            brokers: Some(vec!["[::1]:9092".into(), "SSL://h:9093".into()]),
+            ..Default::default()
+        };
         assert!(ClientSettings::resolve(&options, &[], "x", |_| None).is_ok());
     }
 
     #[test]
     fn unknown_or_invalid_properties_name_the_key() {
-        let mut options = ClientOptions { brokers: Some(vec!["h:1".into()]), ..Default::default() };
-        options.properties.insert("no.such.property".into(), "1".into());
+        let mut options = ClientOptions {
+            brokers: Some(vec!["h:1".into()]),
+            ..Default::default()
+        };
+        options
+            .properties
+            .insert("no.such.property".into(), "1".into());
         match ClientSettings::resolve(&options, &[], "x", |_| None) {
             Err(CoreError::InvalidConfig { key, .. }) => assert_eq!(key, "no.such.property"),
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
-        let mut options = ClientOptions { brokers: Some(vec!["h:1".into()]), ..Default::default() };
+        let mut options = ClientOptions {
+            brokers: Some(vec!["h:1".into()]),
+            ..Default::default()
+        };
         options.properties.insert("linger.ms".into(), "soon".into());
         match ClientSettings::resolve(&options, &[], "x", |_| None) {
             Err(CoreError::InvalidConfig { key, .. }) => assert_eq!(key, "linger.ms"),
@@ -299,7 +372,11 @@ mod tests {
     #[test]
     fn secrets_never_appear_in_errors_or_debug_output() {
         let secret = "hunter2-very-secret";
-        let env = env_of(&[("KAFKA_BROKERS", "h:1"), ("KAFKA_SASL_PASSWORD", secret), ("KAFKA_SASL_USERNAME", "alice")]);
+        let env = env_of(&[
+            ("KAFKA_BROKERS", "h:1"),
+            ("KAFKA_SASL_PASSWORD", secret),
+            ("KAFKA_SASL_USERNAME", "alice"),
+        ]);
         let settings = ClientSettings::resolve(&ClientOptions::default(), &[], "x", &env).unwrap();
         assert_eq!(settings.property("sasl.password"), Some(secret));
         let shown = format!("{settings:?}");
@@ -307,11 +384,22 @@ mod tests {
         assert!(shown.contains("alice"));
 
         // An invalid value for a secret-bearing property must not be echoed back.
-        let mut options = ClientOptions { brokers: Some(vec!["h:1".into()]), ..Default::default() };
-        options.properties.insert("ssl.key.password".into(), secret.into());
-        options.properties.insert("sasl.oauthbearer.config".into(), secret.into());
-        options.properties.insert("enable.ssl.certificate.verification".into(), secret.into());
-        let error = ClientSettings::resolve(&options, &[], "x", |_| None).err().unwrap();
+        let mut options = ClientOptions {
+            brokers: Some(vec!["h:1".into()]),
+            ..Default::default()
+        };
+        options
+            .properties
+            .insert("ssl.key.password".into(), secret.into());
+        options
+            .properties
+            .insert("sasl.oauthbearer.config".into(), secret.into());
+        options
+            .properties
+            .insert("enable.ssl.certificate.verification".into(), secret.into());
+        let error = ClientSettings::resolve(&options, &[], "x", |_| None)
+            .err()
+            .unwrap();
         assert!(!error.to_string().contains(secret), "{error}");
         assert!(redact_text(&format!("x {secret} y"), &settings.properties).contains(REDACTED));
     }
@@ -319,7 +407,9 @@ mod tests {
     #[test]
     fn bootstrap_servers_in_the_pass_through_map_is_honoured() {
         let mut options = ClientOptions::default();
-        options.properties.insert("bootstrap.servers".into(), "x:1,y:2".into());
+        options
+            .properties
+            .insert("bootstrap.servers".into(), "x:1,y:2".into());
         let settings = ClientSettings::resolve(&options, &[], "x", |_| None).unwrap();
         assert_eq!(settings.brokers, vec!["x:1", "y:2"]);
         assert!(settings.property("bootstrap.servers").is_none());

@@ -16,7 +16,10 @@ pub struct KafkaContext {
 
 impl KafkaContext {
     pub fn new(span: tracing::Span) -> Self {
-        KafkaContext { span, connected: None }
+        KafkaContext {
+            span,
+            connected: None,
+        }
     }
 
     pub fn with_connection_state(span: tracing::Span, connected: watch::Sender<bool>) -> Self {
@@ -36,16 +39,27 @@ impl ClientContext for KafkaContext {
         let _entered = self.span.enter();
         // A refused connection is logged by librdkafka at error level on every
         // retry; the client's connection monitor already reports it.
-        let level = if facility == "FAIL" { RDKafkaLogLevel::Debug } else { level };
+        let level = if facility == "FAIL" {
+            RDKafkaLogLevel::Debug
+        } else {
+            level
+        };
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", "{facility}: {message}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{facility}: {message}"),
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{facility}: {message}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", "{facility}: {message}")
             }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{facility}: {message}"),
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "{facility}: {message}")
+            }
         }
     }
 

@@ -86,7 +86,10 @@ impl CoreError {
             CoreError::InvalidArgument(_) => "ERR_INVALID_ARG".into(),
             CoreError::InvalidConfig { .. } => "ERR_INVALID_CONFIG".into(),
             CoreError::Kafka { code, .. } => {
-                format!("ERR_KAFKA_{}", librdkafka_error_name(*code).trim_start_matches('_'))
+                format!(
+                    "ERR_KAFKA_{}",
+                    librdkafka_error_name(*code).trim_start_matches('_')
+                )
             }
             CoreError::Disconnected(_) => "ERR_KAFKA_DISCONNECTED".into(),
             CoreError::TimedOut(_) => "ERR_KAFKA_TIMED_OUT".into(),
@@ -190,8 +193,14 @@ mod tests {
     #[test]
     fn non_kafka_errors_have_their_own_codes() {
         assert_eq!(CoreError::invalid_arg("x").code(), "ERR_INVALID_ARG");
-        assert_eq!(CoreError::invalid_config("k", "r").code(), "ERR_INVALID_CONFIG");
-        assert_eq!(CoreError::Disconnected("producer").code(), "ERR_KAFKA_DISCONNECTED");
+        assert_eq!(
+            CoreError::invalid_config("k", "r").code(),
+            "ERR_INVALID_CONFIG"
+        );
+        assert_eq!(
+            CoreError::Disconnected("producer").code(),
+            "ERR_KAFKA_DISCONNECTED"
+        );
         assert!(!CoreError::invalid_arg("x").is_retriable());
     }
 }

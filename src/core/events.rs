@@ -33,12 +33,15 @@ impl MovieEventType {
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or_else(|| {
-            CoreError::invalid_arg(format!(
-                "eventType must be one of VIEW, LIKE, COMMENT, SHARE (got {})",
-                quoted_preview(text)
-            ))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| {
+                CoreError::invalid_arg(format!(
+                    "eventType must be one of VIEW, LIKE, COMMENT, SHARE (got {})",
+                    quoted_preview(text)
+                ))
+            })
     }
 }
 
@@ -119,8 +122,9 @@ pub fn encode_movie_event(
     require_id("movieId", movie_id)?;
     let metadata = match metadata_json {
         Some(json) => {
-            let raw: &RawValue = serde_json::from_str(json)
-                .map_err(|error| CoreError::invalid_arg(format!("metadata is not valid JSON: {error}")))?;
+            let raw: &RawValue = serde_json::from_str(json).map_err(|error| {
+                CoreError::invalid_arg(format!("metadata is not valid JSON: {error}"))
+            })?;
             if !raw.get().trim_start().starts_with('{') {
                 return Err(CoreError::invalid_arg("metadata must be a plain object"));
             }
@@ -154,10 +158,15 @@ pub fn encode_movie_view_event(user_id: &str, movie_id: &str, timestamp: i64) ->
 /// Ids are keys and partitioning input: they must be non-empty and bounded.
 pub fn require_id(name: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {
-        return Err(CoreError::invalid_arg(format!("{name} must be a non-empty string")));
+        return Err(CoreError::invalid_arg(format!(
+            "{name} must be a non-empty string"
+        )));
     }
     if value.len() > 1024 {
-        return Err(CoreError::invalid_arg(format!("{name} must be at most 1024 bytes (got {})", value.len())));
+        return Err(CoreError::invalid_arg(format!(
+            "{name} must be at most 1024 bytes (got {})",
+            value.len()
+        )));
     }
     Ok(())
 }
@@ -185,18 +194,35 @@ mod tests {
 
     #[test]
     fn movie_event_has_the_platform_field_names() {
-        let bytes = encode_movie_event("LIKE", "u1", "m42", Some(r#"{"source":"web","duration":120}"#), 1700000000000).unwrap();
+        let bytes = encode_movie_event(
+            "LIKE",
+            "u1",
+            "m42",
+            Some(r#"{"source":"web","duration":120}"#),
+            1700000000000,
+        )
+        .unwrap();
         let parsed: MovieEvent = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(parsed.event_type, MovieEventType::Like);
         assert_eq!(parsed.movie_id, "m42");
         assert_eq!(parsed.metadata.unwrap()["duration"], 120);
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with(r#"{"eventType":"LIKE","userId":"u1","movieId":"m42","timestamp":1700000000000"#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"eventType":"LIKE","userId":"u1","movieId":"m42","timestamp":1700000000000"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn movie_event_arguments_are_validated() {
-        assert_eq!(encode_movie_event("DISLIKE", "u", "m", None, 0).unwrap_err().code(), "ERR_INVALID_ARG");
+        assert_eq!(
+            encode_movie_event("DISLIKE", "u", "m", None, 0)
+                .unwrap_err()
+                .code(),
+            "ERR_INVALID_ARG"
+        );
         assert!(encode_movie_event("VIEW", "", "m", None, 0).is_err());
         assert!(encode_movie_event("VIEW", "u", "  ", None, 0).is_err());
         assert!(encode_movie_event("VIEW", "u", "m", Some("[1,2]"), 0).is_err());
@@ -231,9 +257,14 @@ pub fn validate_topic_name(topic: &str) -> Result<()> {
         )));
     }
     if topic == "." || topic == ".." {
-        return Err(CoreError::invalid_arg("topic name must not be \".\" or \"..\""));
+        return Err(CoreError::invalid_arg(
+            "topic name must not be \".\" or \"..\"",
+        ));
     }
-    if let Some(bad) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(CoreError::invalid_arg(format!(
             "topic name {} contains {bad:?}; allowed are letters, digits, '.', '_' and '-'",
             quoted_preview(topic)
@@ -251,7 +282,15 @@ mod topic_tests {
         for good in ["movie-events", "a", "user_actions.v2", &"x".repeat(249)] {
             assert!(validate_topic_name(good).is_ok(), "{good}");
         }
-        for bad in ["", ".", "..", "movie events", "tópico", "a/b", &"x".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "movie events",
+            "tópico",
+            "a/b",
+            &"x".repeat(250),
+        ] {
             assert!(validate_topic_name(bad).is_err(), "{bad}");
         }
     }

@@ -81,7 +81,12 @@ pub struct StderrSink;
 
 impl LogSink for StderrSink {
     fn log(&self, record: LogRecord) {
-        eprintln!("[kafka] {} [{}] {}", record.level.as_str().to_uppercase(), record.context, record.message);
+        eprintln!(
+            "[kafka] {} [{}] {}",
+            record.level.as_str().to_uppercase(),
+            record.context,
+            record.message
+        );
     }
 }
 
@@ -101,7 +106,12 @@ static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Warn as u8);
 static NEXT_SINK_ID: AtomicU64 = AtomicU64::new(1);
 
 fn refresh_max_level(map: &HashMap<u64, SinkEntry>) {
-    let max = map.values().map(|entry| entry.level).max().unwrap_or(LogLevel::Warn).max(LogLevel::Warn);
+    let max = map
+        .values()
+        .map(|entry| entry.level)
+        .max()
+        .unwrap_or(LogLevel::Warn)
+        .max(LogLevel::Warn);
     MAX_LEVEL.store(max as u8, Ordering::Relaxed);
 }
 
@@ -175,7 +185,8 @@ where
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        metadata.is_span() || LogLevel::of(metadata.level()) as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
+        metadata.is_span()
+            || LogLevel::of(metadata.level()) as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -184,7 +195,9 @@ where
         }
         let mut visitor = BindingVisitor::default();
         attrs.record(&mut visitor);
-        if let (Some(sink), Some(context), Some(span)) = (visitor.sink, visitor.client, ctx.span(id)) {
+        if let (Some(sink), Some(context), Some(span)) =
+            (visitor.sink, visitor.client, ctx.span(id))
+        {
             span.extensions_mut().insert(SinkBinding {
                 sink,
                 context: Arc::from(context.as_str()),
@@ -211,7 +224,9 @@ where
                 }
             }
             // Events outside any client (rare): only problems are worth showing.
-            None if level <= LogLevel::Warn => (Arc::new(StderrSink) as Arc<dyn LogSink>, Arc::from("kafka")),
+            None if level <= LogLevel::Warn => {
+                (Arc::new(StderrSink) as Arc<dyn LogSink>, Arc::from("kafka"))
+            }
             None => return,
         };
         let mut visitor = MessageVisitor::default();
@@ -304,7 +319,8 @@ mod tests {
         let movie = Arc::new(Collect::default());
         let analytics = Arc::new(Collect::default());
         let movie_log = ClientLog::register("movie-consumer", LogLevel::Debug, movie.clone());
-        let analytics_log = ClientLog::register("analytics-consumer", LogLevel::Warn, analytics.clone());
+        let analytics_log =
+            ClientLog::register("analytics-consumer", LogLevel::Warn, analytics.clone());
 
         movie_log.span().in_scope(|| {
             tracing::info!(topic = "movie-events", "Subscribed to topic");

@@ -12,10 +12,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
-use std::collections::VecDeque;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -140,7 +140,9 @@ impl PendingSend {
         for (index, (topic, pending)) in self.entries.into_iter().enumerate() {
             let delivery = match pending {
                 Pending::Enqueued(delivery) => Ok(delivery),
-                Pending::Backlogged(waiting) => waiting.await.unwrap_or(Err(CoreError::Disconnected("producer"))),
+                Pending::Backlogged(waiting) => waiting
+                    .await
+                    .unwrap_or(Err(CoreError::Disconnected("producer"))),
             };
             let report = match delivery {
                 Ok(delivery) => await_delivery(delivery, &topic).await,
@@ -173,12 +175,17 @@ impl Producer {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Arc<Self>> {
         if options.enqueue_timeout > Duration::from_secs(3600) {
-            return Err(CoreError::invalid_arg("enqueueTimeoutMs must be at most 3600000"));
+            return Err(CoreError::invalid_arg(
+                "enqueueTimeoutMs must be at most 3600000",
+            ));
         }
         if options.connect_retry_interval < Duration::from_millis(10) {
-            return Err(CoreError::invalid_arg("retryIntervalMs must be at least 10"));
+            return Err(CoreError::invalid_arg(
+                "retryIntervalMs must be at least 10",
+            ));
         }
-        let settings = ClientSettings::resolve(&options.client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
+        let settings =
+            ClientSettings::resolve(&options.client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
         let (connected, _) = watch::channel(false);
         let context = KafkaContext::with_connection_state(log.span().clone(), connected.clone());
@@ -186,7 +193,8 @@ impl Producer {
             .to_rdkafka()
             .create_with_context(context)
             .map_err(|error| settings.config_error(&error))?;
-        log.span().in_scope(|| tracing::debug!(config = ?settings, "Kafka producer created"));
+        log.span()
+            .in_scope(|| tracing::debug!(config = ?settings, "Kafka producer created"));
         Ok(Arc::new(Producer {
             settings,
             options,
@@ -229,7 +237,9 @@ impl Producer {
         self.start_monitor();
         let Some(wait) = wait else { return Ok(()) };
         let mut connected = self.connected.subscribe();
-        let outcome = tokio::time::timeout(wait, connected.wait_for(|up| *up)).await.map(|seen| seen.map(|_| ()));
+        let outcome = tokio::time::timeout(wait, connected.wait_for(|up| *up))
+            .await
+            .map(|seen| seen.map(|_| ()));
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CoreError::Disconnected("producer")),
@@ -242,7 +252,9 @@ impl Producer {
     }
 
     fn start_monitor(self: &Arc<Self>) {
-        let Ok(mut monitor) = self.monitor.lock() else { return };
+        let Ok(mut monitor) = self.monitor.lock() else {
+            return;
+        };
         if monitor.is_some() {
             return;
         }
@@ -262,7 +274,9 @@ impl Producer {
     /// before it are still delivered.
     pub fn start_send(self: &Arc<Self>, messages: Vec<OutgoingMessage>) -> Result<PendingSend> {
         if messages.is_empty() {
-            return Err(CoreError::invalid_arg("messages must contain at least one message"));
+            return Err(CoreError::invalid_arg(
+                "messages must contain at least one message",
+            ));
         }
         let total = messages.len();
         for (index, message) in messages.iter().enumerate() {
@@ -279,7 +293,8 @@ impl Producer {
                         entries.push((topic, Pending::Enqueued(delivery)));
                         continue;
                     }
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) if !self.options.enqueue_timeout.is_zero() => {}
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                        if !self.options.enqueue_timeout.is_zero() => {}
                     Err(error) => return Err(at_index(send_error(&topic, &error), index, total)),
                 }
             }
@@ -292,8 +307,9 @@ impl Producer {
             entries.push((topic, Pending::Backlogged(waiting)));
         }
         if !backlog.queue.is_empty() && !backlog.draining {
-            let runtime = tokio::runtime::Handle::try_current()
-                .map_err(|_| CoreError::Internal("start_send needs a tokio runtime context".into()))?;
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                CoreError::Internal("start_send needs a tokio runtime context".into())
+            })?;
             backlog.draining = true;
             runtime.spawn(drain_backlog(Arc::downgrade(self)).instrument(self.log.span().clone()));
         }
@@ -301,7 +317,10 @@ impl Producer {
     }
 
     /// Sends messages and waits until every one is acknowledged.
-    pub async fn send(self: &Arc<Self>, messages: Vec<OutgoingMessage>) -> Result<Vec<DeliveryReport>> {
+    pub async fn send(
+        self: &Arc<Self>,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Vec<DeliveryReport>> {
         self.start_send(messages)?.acknowledged().await
     }
 
@@ -313,12 +332,22 @@ impl Producer {
         movie_id: &str,
         metadata_json: Option<&str>,
     ) -> Result<PendingSend> {
-        let value = events::encode_movie_event(event_type, user_id, movie_id, metadata_json, events::now_millis())?;
+        let value = events::encode_movie_event(
+            event_type,
+            user_id,
+            movie_id,
+            metadata_json,
+            events::now_millis(),
+        )?;
         self.start_send(vec![keyed(events::MOVIE_EVENTS_TOPIC, movie_id, value)])
     }
 
     /// Starts sending a `MovieViewEvent` keyed by `movie_id` to `movie-views`.
-    pub fn start_send_movie_view_event(self: &Arc<Self>, user_id: &str, movie_id: &str) -> Result<PendingSend> {
+    pub fn start_send_movie_view_event(
+        self: &Arc<Self>,
+        user_id: &str,
+        movie_id: &str,
+    ) -> Result<PendingSend> {
         let value = events::encode_movie_view_event(user_id, movie_id, events::now_millis())?;
         self.start_send(vec![keyed(events::MOVIE_VIEWS_TOPIC, movie_id, value)])
     }
@@ -330,7 +359,11 @@ impl Producer {
             .current_handle()
             .map(|handle| usize::try_from(handle.in_flight_count()).unwrap_or(0))
             .unwrap_or(0);
-        let backlogged = self.backlog.lock().map(|backlog| backlog.queue.len()).unwrap_or(0);
+        let backlogged = self
+            .backlog
+            .lock()
+            .map(|backlog| backlog.queue.len())
+            .unwrap_or(0);
         in_librdkafka + backlogged
     }
 
@@ -342,7 +375,13 @@ impl Producer {
 
     /// Waits (asynchronously) until the backlog is empty or `deadline` passes.
     async fn wait_for_backlog(&self, deadline: Instant) {
-        while Instant::now() < deadline && self.backlog.lock().map(|backlog| !backlog.queue.is_empty()).unwrap_or(false) {
+        while Instant::now() < deadline
+            && self
+                .backlog
+                .lock()
+                .map(|backlog| !backlog.queue.is_empty())
+                .unwrap_or(false)
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -358,7 +397,12 @@ impl Producer {
         tokio::task::spawn_blocking(move || span.in_scope(|| handle.flush(Timeout::After(timeout))))
             .await
             .map_err(|error| CoreError::Internal(format!("flush task failed: {error}")))?
-            .map_err(|error| CoreError::kafka(format!("flush did not complete within {} ms", timeout.as_millis()), &error))
+            .map_err(|error| {
+                CoreError::kafka(
+                    format!("flush did not complete within {} ms", timeout.as_millis()),
+                    &error,
+                )
+            })
     }
 
     /// Flushes for up to `timeout`, then closes the client. Messages still
@@ -402,7 +446,11 @@ impl Producer {
     }
 
     /// Creates the topics that do not exist yet; existing ones are left as they are.
-    pub async fn ensure_topics(&self, topics: &[TopicSpec], timeout: Duration) -> Result<Vec<TopicOutcome>> {
+    pub async fn ensure_topics(
+        &self,
+        topics: &[TopicSpec],
+        timeout: Duration,
+    ) -> Result<Vec<TopicOutcome>> {
         if topics.is_empty() {
             return Ok(Vec::new());
         }
@@ -414,7 +462,11 @@ impl Producer {
             .iter()
             .map(|topic| {
                 topic.config.iter().fold(
-                    NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(topic.replication_factor)),
+                    NewTopic::new(
+                        &topic.name,
+                        topic.partitions,
+                        TopicReplication::Fixed(topic.replication_factor),
+                    ),
                     |new_topic, (key, value)| new_topic.set(key, value),
                 )
             })
@@ -430,9 +482,18 @@ impl Producer {
         let outcomes = results
             .into_iter()
             .map(|result| match result {
-                Ok(name) => Ok(TopicOutcome { name, created: true }),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(TopicOutcome { name, created: false }),
-                Err((name, code)) => Err(CoreError::from_code(format!("cannot create topic `{name}`"), code)),
+                Ok(name) => Ok(TopicOutcome {
+                    name,
+                    created: true,
+                }),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(TopicOutcome {
+                    name,
+                    created: false,
+                }),
+                Err((name, code)) => Err(CoreError::from_code(
+                    format!("cannot create topic `{name}`"),
+                    code,
+                )),
             })
             .collect::<Result<Vec<_>>>()?;
         self.log.span().in_scope(|| {
@@ -479,7 +540,8 @@ impl Producer {
             let pairs = rdkafka::bindings::rd_kafka_conf_dump(conf as *mut _, &mut count);
             collect_dump(pairs, count, &mut dump);
             // Topic-level settings such as `acks` live in the default topic configuration.
-            let topic_conf = rdkafka::bindings::rd_kafka_conf_get_default_topic_conf(conf as *mut _);
+            let topic_conf =
+                rdkafka::bindings::rd_kafka_conf_get_default_topic_conf(conf as *mut _);
             if !topic_conf.is_null() {
                 let mut count: usize = 0;
                 let pairs = rdkafka::bindings::rd_kafka_topic_conf_dump(topic_conf, &mut count);
@@ -513,7 +575,11 @@ impl Drop for Producer {
 /// # Safety
 /// `pairs` must be null or the result of `rd_kafka_conf_dump`/`rd_kafka_topic_conf_dump`
 /// with `count` entries, not yet freed.
-unsafe fn collect_dump(pairs: *mut *const std::os::raw::c_char, count: usize, into: &mut BTreeMap<String, String>) {
+unsafe fn collect_dump(
+    pairs: *mut *const std::os::raw::c_char,
+    count: usize,
+    into: &mut BTreeMap<String, String>,
+) {
     if pairs.is_null() {
         return;
     }
@@ -537,15 +603,17 @@ unsafe fn collect_dump(pairs: *mut *const std::os::raw::c_char, count: usize, in
 async fn monitor_connection(producer: Weak<Producer>) {
     let mut ever_connected = false;
     loop {
-        let Some((handle, interval, brokers, connected)) = producer.upgrade().and_then(|producer| {
-            let handle = producer.current_handle().ok()?;
-            Some((
-                handle,
-                producer.options.connect_retry_interval,
-                producer.settings.brokers.join(","),
-                producer.connected.clone(),
-            ))
-        }) else {
+        let Some((handle, interval, brokers, connected)) =
+            producer.upgrade().and_then(|producer| {
+                let handle = producer.current_handle().ok()?;
+                Some((
+                    handle,
+                    producer.options.connect_retry_interval,
+                    producer.settings.brokers.join(","),
+                    producer.connected.clone(),
+                ))
+            })
+        else {
             return;
         };
         if *connected.borrow() {
@@ -555,13 +623,20 @@ async fn monitor_connection(producer: Weak<Producer>) {
             if state.wait_for(|up| !*up).await.is_err() || producer.strong_count() == 0 {
                 return;
             }
-            tracing::warn!("Kafka producer lost contact with all brokers ({brokers}); reconnecting");
+            tracing::warn!(
+                "Kafka producer lost contact with all brokers ({brokers}); reconnecting"
+            );
             continue;
         }
         let probe_timeout = interval.clamp(Duration::from_millis(500), Duration::from_secs(10));
         let span = tracing::Span::current();
         let probe = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| handle.client().fetch_metadata(None, probe_timeout).map(|metadata| metadata.brokers().len()))
+            span.in_scope(|| {
+                handle
+                    .client()
+                    .fetch_metadata(None, probe_timeout)
+                    .map(|metadata| metadata.brokers().len())
+            })
         })
         .await;
         match probe {
@@ -586,7 +661,10 @@ async fn monitor_connection(producer: Weak<Producer>) {
 }
 
 /// Hands one message to librdkafka (never blocks).
-fn enqueue(handle: &Handle, message: &OutgoingMessage) -> std::result::Result<DeliveryFuture, KafkaError> {
+fn enqueue(
+    handle: &Handle,
+    message: &OutgoingMessage,
+) -> std::result::Result<DeliveryFuture, KafkaError> {
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic);
     if let Some(key) = &message.key {
         record = record.key(key.as_slice());
@@ -601,15 +679,15 @@ fn enqueue(handle: &Handle, message: &OutgoingMessage) -> std::result::Result<De
         record = record.timestamp(timestamp);
     }
     if !message.headers.is_empty() {
-        let headers = message
-            .headers
-            .iter()
-            .fold(OwnedHeaders::new_with_capacity(message.headers.len()), |headers, (key, value)| {
+        let headers = message.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(message.headers.len()),
+            |headers, (key, value)| {
                 headers.insert(Header {
                     key,
                     value: value.as_deref(),
                 })
-            });
+            },
+        );
         record = record.headers(headers);
     }
     handle.send_result(record).map_err(|(error, _)| error)
@@ -625,8 +703,12 @@ async fn drain_backlog(producer: Weak<Producer>) {
     let mut pause = Duration::from_millis(1);
     loop {
         {
-            let Some(producer) = producer.upgrade() else { return };
-            let Ok(mut backlog) = producer.backlog.lock() else { return };
+            let Some(producer) = producer.upgrade() else {
+                return;
+            };
+            let Ok(mut backlog) = producer.backlog.lock() else {
+                return;
+            };
             let handle = match producer.current_handle() {
                 Ok(handle) => handle,
                 Err(error) => {
@@ -643,10 +725,15 @@ async fn drain_backlog(producer: Weak<Producer>) {
                     return;
                 };
                 match enqueue(&handle, &front.message) {
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) if Instant::now() < front.deadline => break,
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                        if Instant::now() < front.deadline =>
+                    {
+                        break
+                    }
                     outcome => {
                         if let Some(waiting) = backlog.queue.pop_front() {
-                            let result = outcome.map_err(|error| send_error(&waiting.message.topic, &error));
+                            let result =
+                                outcome.map_err(|error| send_error(&waiting.message.topic, &error));
                             let _ = waiting.reply.send(result);
                         }
                         pause = Duration::from_millis(1);
@@ -667,7 +754,10 @@ async fn await_delivery(delivery: DeliveryFuture, topic: &str) -> Result<Deliver
             offset: delivered.offset,
             timestamp: delivered.timestamp.to_millis(),
         }),
-        Ok(Err((error, _))) => Err(CoreError::kafka(format!("delivery to topic `{topic}` failed"), &error)),
+        Ok(Err((error, _))) => Err(CoreError::kafka(
+            format!("delivery to topic `{topic}` failed"),
+            &error,
+        )),
         Err(_) => Err(CoreError::Disconnected("producer")),
     }
 }
@@ -685,12 +775,16 @@ fn validate_message(message: &OutgoingMessage) -> Result<()> {
     validate_topic_name(&message.topic)?;
     if let Some(partition) = message.partition {
         if partition < 0 {
-            return Err(CoreError::invalid_arg(format!("partition must be a non-negative integer (got {partition})")));
+            return Err(CoreError::invalid_arg(format!(
+                "partition must be a non-negative integer (got {partition})"
+            )));
         }
     }
     if let Some(timestamp) = message.timestamp {
         if timestamp < 0 {
-            return Err(CoreError::invalid_arg(format!("timestamp must be non-negative milliseconds (got {timestamp})")));
+            return Err(CoreError::invalid_arg(format!(
+                "timestamp must be non-negative milliseconds (got {timestamp})"
+            )));
         }
     }
     for (key, _) in &message.headers {
@@ -709,7 +803,8 @@ fn validate_topic_spec(topic: &TopicSpec) -> Result<()> {
             topic.name, topic.partitions
         )));
     }
-    if topic.replication_factor != -1 && !(1..=i16::MAX as i32).contains(&topic.replication_factor) {
+    if topic.replication_factor != -1 && !(1..=i16::MAX as i32).contains(&topic.replication_factor)
+    {
         return Err(CoreError::invalid_arg(format!(
             "topic `{}`: replicationFactor must be -1 (broker default) or 1-32767 (got {})",
             topic.name, topic.replication_factor
@@ -724,8 +819,14 @@ fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
     }
     let prefix = format!("messages[{index}]");
     match error {
-        CoreError::InvalidArgument(message) => CoreError::InvalidArgument(format!("{prefix}: {message}")),
-        CoreError::Kafka { context, code, message } => CoreError::Kafka {
+        CoreError::InvalidArgument(message) => {
+            CoreError::InvalidArgument(format!("{prefix}: {message}"))
+        }
+        CoreError::Kafka {
+            context,
+            code,
+            message,
+        } => CoreError::Kafka {
             context: format!("{prefix}: {context}"),
             code,
             message,
@@ -748,11 +849,26 @@ mod tests {
 
     #[test]
     fn invalid_messages_are_rejected_before_anything_is_sent() {
-        let bad_topic = OutgoingMessage { topic: "bad topic".into(), ..Default::default() };
-        assert_eq!(validate_message(&bad_topic).unwrap_err().code(), "ERR_INVALID_ARG");
-        let bad_partition = OutgoingMessage { topic: "t".into(), partition: Some(-2), ..Default::default() };
+        let bad_topic = OutgoingMessage {
+            topic: "bad topic".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_message(&bad_topic).unwrap_err().code(),
+            "ERR_INVALID_ARG"
+        );
+        let bad_partition = OutgoingMessage {
+            topic: "t".into(),
+            partition: Some(-2),
+            ..Default::default()
+        };
         assert!(validate_message(&bad_partition).is_err());
-        let spec = TopicSpec { name: "t".into(), partitions: 0, replication_factor: 1, config: vec![] };
+        let spec = TopicSpec {
+            name: "t".into(),
+            partitions: 0,
+            replication_factor: 1,
+            config: vec![],
+        };
         assert!(validate_topic_spec(&spec).is_err());
     }
 
@@ -760,26 +876,52 @@ mod tests {
     async fn keyed_sends_are_acknowledged_in_order_on_the_mock_cluster() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("movie-events", 4, 1).unwrap();
-        let producer = Producer::new(options_for(&cluster.bootstrap_servers()), Arc::new(StderrSink)).unwrap();
-        producer.connect(Some(Duration::from_secs(10))).await.unwrap();
+        let producer = Producer::new(
+            options_for(&cluster.bootstrap_servers()),
+            Arc::new(StderrSink),
+        )
+        .unwrap();
+        producer
+            .connect(Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
         assert!(producer.is_connected());
 
         let messages: Vec<OutgoingMessage> = (0..50)
-            .map(|i| keyed("movie-events", "movie-7", format!("{{\"n\":{i}}}").into_bytes()))
+            .map(|i| {
+                keyed(
+                    "movie-events",
+                    "movie-7",
+                    format!("{{\"n\":{i}}}").into_bytes(),
+                )
+            })
             .collect();
         let reports = producer.send(messages).await.unwrap();
         assert_eq!(reports.len(), 50);
         assert!(reports.iter().all(|r| r.partition == reports[0].partition));
-        assert!(reports.windows(2).all(|pair| pair[1].offset == pair[0].offset + 1));
+        assert!(reports
+            .windows(2)
+            .all(|pair| pair[1].offset == pair[0].offset + 1));
 
         let config = producer.effective_config().unwrap();
-        assert_eq!(config.get("enable.idempotence").map(String::as_str), Some("true"));
-        assert_eq!(config.get("request.required.acks").map(String::as_str), Some("-1"));
-        assert_eq!(config.get("compression.codec").map(String::as_str), Some("lz4"));
+        assert_eq!(
+            config.get("enable.idempotence").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            config.get("request.required.acks").map(String::as_str),
+            Some("-1")
+        );
+        assert_eq!(
+            config.get("compression.codec").map(String::as_str),
+            Some("lz4")
+        );
 
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
-        let after = producer.send(vec![keyed("movie-events", "m", b"x".to_vec())]).await;
+        let after = producer
+            .send(vec![keyed("movie-events", "m", b"x".to_vec())])
+            .await;
         assert_eq!(after.unwrap_err().code(), "ERR_KAFKA_DISCONNECTED");
     }
 
@@ -787,7 +929,11 @@ mod tests {
     async fn oversized_messages_fail_with_the_librdkafka_code() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("big", 1, 1).unwrap();
-        let producer = Producer::new(options_for(&cluster.bootstrap_servers()), Arc::new(StderrSink)).unwrap();
+        let producer = Producer::new(
+            options_for(&cluster.bootstrap_servers()),
+            Arc::new(StderrSink),
+        )
+        .unwrap();
         let huge = keyed("big", "k", vec![b'x'; 2_000_000]);
         let error = producer.send(vec![huge]).await.unwrap_err();
         assert_eq!(error.code(), "ERR_KAFKA_MSG_SIZE_TOO_LARGE");
@@ -799,17 +945,31 @@ mod tests {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("ordered", 1, 1).unwrap();
         let mut options = options_for(&cluster.bootstrap_servers());
-        options.client.properties.insert("queue.buffering.max.messages".into(), "7".into());
+        options
+            .client
+            .properties
+            .insert("queue.buffering.max.messages".into(), "7".into());
         let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
         let pending: Vec<PendingSend> = (0..300)
-            .map(|i| producer.start_send(vec![keyed("ordered", "one-key", format!("{i}").into_bytes())]).unwrap())
+            .map(|i| {
+                producer
+                    .start_send(vec![keyed(
+                        "ordered",
+                        "one-key",
+                        format!("{i}").into_bytes(),
+                    )])
+                    .unwrap()
+            })
             .collect();
         assert!(producer.queued_messages() > 0);
         let mut offsets = Vec::new();
         for send in pending {
             offsets.push(send.acknowledged_one().await.unwrap().offset);
         }
-        assert!(offsets.windows(2).all(|pair| pair[1] == pair[0] + 1), "{offsets:?}");
+        assert!(
+            offsets.windows(2).all(|pair| pair[1] == pair[0] + 1),
+            "{offsets:?}"
+        );
         assert_eq!(producer.queued_messages(), 0);
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
     }
@@ -819,8 +979,14 @@ mod tests {
         let mut options = options_for("127.0.0.1:1");
         options.enqueue_timeout = Duration::from_millis(100);
         options.client.log_level = Some(crate::core::logging::LogLevel::Off);
-        options.client.properties.insert("queue.buffering.max.messages".into(), "5".into());
-        options.client.properties.insert("message.timeout.ms".into(), "1500".into());
+        options
+            .client
+            .properties
+            .insert("queue.buffering.max.messages".into(), "5".into());
+        options
+            .client
+            .properties
+            .insert("message.timeout.ms".into(), "1500".into());
         let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
         let started = Instant::now();
         let pending: Vec<PendingSend> = (0..8)
@@ -833,7 +999,10 @@ mod tests {
         assert_eq!(&codes[..5], vec!["ERR_KAFKA_MSG_TIMED_OUT"; 5].as_slice());
         assert_eq!(&codes[5..], vec!["ERR_KAFKA_QUEUE_FULL"; 3].as_slice());
         assert!(started.elapsed() < Duration::from_secs(10));
-        producer.disconnect(Duration::from_millis(100)).await.unwrap();
+        producer
+            .disconnect(Duration::from_millis(100))
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -842,18 +1011,35 @@ mod tests {
         options.connect_retry_interval = Duration::from_millis(100);
         options.client.log_level = Some(crate::core::logging::LogLevel::Off);
         let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
-        let error = producer.connect(Some(Duration::from_millis(300))).await.unwrap_err();
+        let error = producer
+            .connect(Some(Duration::from_millis(300)))
+            .await
+            .unwrap_err();
         assert_eq!(error.code(), "ERR_KAFKA_TIMED_OUT");
         assert!(!producer.is_connected());
-        producer.disconnect(Duration::from_millis(100)).await.unwrap();
+        producer
+            .disconnect(Duration::from_millis(100))
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ensure_topics_is_validated() {
         let producer = Producer::new(options_for("127.0.0.1:1"), Arc::new(StderrSink)).unwrap();
-        let bad = TopicSpec { name: "x".into(), partitions: 1, replication_factor: 0, config: vec![] };
-        let error = producer.ensure_topics(&[bad], Duration::from_secs(1)).await.unwrap_err();
+        let bad = TopicSpec {
+            name: "x".into(),
+            partitions: 1,
+            replication_factor: 0,
+            config: vec![],
+        };
+        let error = producer
+            .ensure_topics(&[bad], Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert_eq!(error.code(), "ERR_INVALID_ARG");
-        producer.disconnect(Duration::from_millis(100)).await.unwrap();
+        producer
+            .disconnect(Duration::from_millis(100))
+            .await
+            .unwrap();
     }
 }
