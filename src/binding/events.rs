@@ -75,7 +75,7 @@ pub struct Topics {
 }
 
 /// The platform's topic names, as the producer helpers use them.
-#[napi]
+#[napi(catch_unwind)]
 pub fn topics() -> Topics {
     Topics {
         movie_events: core::MOVIE_EVENTS_TOPIC.into(),

@@ -195,7 +195,7 @@ impl KafkaProducer {
     /// Validates the options and creates the client; no network I/O happens
     /// until the first send or `connect()`. Throws `ERR_INVALID_CONFIG` naming
     /// the offending key.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(
         env: &Env,
         #[napi(ts_arg_type = "ProducerOptions")] options: Option<Unknown<'_>>,
@@ -214,6 +214,7 @@ impl KafkaProducer {
     /// retried every `retryIntervalMs`. With `{ timeoutMs }`, waits for the
     /// brokers and rejects with `ERR_KAFKA_TIMED_OUT` if they do not answer.
     #[napi(
+        catch_unwind,
         ts_args_type = "options?: ConnectOptions",
         ts_return_type = "Promise<void>"
     )]
@@ -235,6 +236,7 @@ impl KafkaProducer {
     /// Sends messages to one topic; resolves with each message's partition and
     /// offset once all are acknowledged (`acks=all`).
     #[napi(
+        catch_unwind,
         ts_args_type = "record: ProducerRecord",
         ts_return_type = "Promise<RecordMetadata[]>"
     )]
@@ -250,6 +252,7 @@ impl KafkaProducer {
 
     /// Sends to several topics in one call, like kafkajs' `sendBatch`.
     #[napi(
+        catch_unwind,
         ts_args_type = "batch: ProducerBatch",
         ts_return_type = "Promise<RecordMetadata[]>"
     )]
@@ -266,6 +269,7 @@ impl KafkaProducer {
     /// Sends a `MovieEvent` to `movie-events`, keyed by `movieId`, with the
     /// current time as `timestamp`.
     #[napi(
+        catch_unwind,
         ts_args_type = "eventType: MovieEventType, userId: string | number, movieId: string | number, metadata?: Record<string, any>",
         ts_return_type = "Promise<RecordMetadata>"
     )]
@@ -305,6 +309,7 @@ impl KafkaProducer {
 
     /// Sends a `MovieViewEvent` to `movie-views`, keyed by `movieId`.
     #[napi(
+        catch_unwind,
         ts_args_type = "userId: string | number, movieId: string | number",
         ts_return_type = "Promise<RecordMetadata>"
     )]
@@ -324,6 +329,7 @@ impl KafkaProducer {
     /// Sends any payload to any topic: strings and Buffers as they are,
     /// anything else as JSON.
     #[napi(
+        catch_unwind,
         ts_args_type = "topic: string, payload: unknown, options?: SendMessageOptions",
         ts_return_type = "Promise<RecordMetadata>"
     )]
@@ -362,6 +368,7 @@ impl KafkaProducer {
 
     /// Creates the topics that do not exist yet (existing ones are untouched).
     #[napi(
+        catch_unwind,
         ts_args_type = "topics: TopicConfig[], options?: { timeoutMs?: number }",
         ts_return_type = "Promise<TopicResult[]>"
     )]
@@ -399,7 +406,11 @@ impl KafkaProducer {
 
     /// Waits until every queued message is acknowledged; rejects with
     /// `ERR_KAFKA_TIMED_OUT` after `timeoutMs` (default 30000).
-    #[napi(ts_args_type = "timeoutMs?: number", ts_return_type = "Promise<void>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "timeoutMs?: number",
+        ts_return_type = "Promise<void>"
+    )]
     pub fn flush<'env>(
         &self,
         env: &'env Env,
@@ -419,7 +430,11 @@ impl KafkaProducer {
 
     /// Flushes (up to `timeoutMs`, default 30000), then closes the client.
     /// Safe to call more than once; later sends reject with `ERR_KAFKA_DISCONNECTED`.
-    #[napi(ts_args_type = "timeoutMs?: number", ts_return_type = "Promise<void>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "timeoutMs?: number",
+        ts_return_type = "Promise<void>"
+    )]
     pub fn disconnect<'env>(
         &self,
         env: &'env Env,
@@ -438,32 +453,32 @@ impl KafkaProducer {
     }
 
     /// Messages handed over but not yet acknowledged by the cluster.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn queued_messages(&self) -> u32 {
         u32::try_from(self.inner.queued_messages()).unwrap_or(u32::MAX)
     }
 
     /// Whether the brokers are reachable (since `connect()`; turns `false`
     /// when librdkafka reports every broker down, `true` again on recovery).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn is_connected(&self) -> bool {
         self.inner.is_connected()
     }
 
     /// The client id in use (from options, `KAFKA_CLIENT_ID` or the default).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn client_id(&self) -> String {
         self.inner.client_id().to_string()
     }
 
     /// The bootstrap brokers in use.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn brokers(&self) -> Vec<String> {
         self.inner.brokers().to_vec()
     }
 
     /// The librdkafka configuration in effect, defaults included, secrets redacted.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn effective_config(&self, env: &Env) -> napi::Result<BTreeMap<String, String>> {
         self.inner
             .effective_config()
