@@ -9,6 +9,21 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A running consumer, as returned by `registerConsumer`. */
+export declare class ConsumerHandle {
+  /** Stops fetching, lets in-flight messages finish, commits and leaves the group. Idempotent. */
+  close(): Promise<void>
+  /** Stops delivering new messages (in-flight ones finish) and pauses fetching. */
+  pause(): void
+  resume(): void
+  stats(): ConsumerStats
+  /** The partitions this member currently owns. */
+  assignment(): Array<TopicPartition>
+  get name(): string
+  get groupId(): string
+}
+export type JsConsumerHandle = ConsumerHandle
+
 /**
  * The application's Kafka producer: one per app. Every message has its own
  * delivery promise; concurrent sends are batched by librdkafka.
@@ -85,6 +100,13 @@ export interface AnalyticsEvent {
 /** Kinds of analytics events on `user-actions`. */
 export type AnalyticsEventType = 'PAGE_VIEW' | 'USER_ACTION' | 'MOVIE_VIEW' | 'SEARCH'
 
+export interface BatchConfig {
+  /** Default 100. */
+  maxMessages?: number
+  /** How long to wait to fill a batch. Default 100. */
+  maxWaitMs?: number
+}
+
 /** Options of `connect`. */
 export interface ConnectOptions {
   /**
@@ -93,6 +115,72 @@ export interface ConnectOptions {
    * and keeps retrying in the background.
    */
   timeoutMs?: number
+}
+
+/** What the callback receives. */
+export interface ConsumedMessage {
+  topic: string
+  partition: number
+  offset: number
+  key?: string | null
+  /** The parsed (and validated) JSON value, or a Buffer with `schema: 'raw'`. */
+  value?: any
+  headers: Record<string, string>
+  /** Milliseconds since the Unix epoch. */
+  timestamp?: number | null
+  /** 1 on first delivery, 2, 3, … on retries. */
+  attempt: number
+}
+
+/** Options of `registerConsumer`. Every field is optional. */
+export interface ConsumerOptions {
+  /** The consumer group; each consumer should have its own. Default `<clientId>-group`. */
+  groupId?: string
+  /** Name in logs and on the broker. Default `<first topic>-consumer`. */
+  clientId?: string
+  /** Default `KAFKA_BROKERS`. */
+  brokers?: string | string[]
+  /** Where a new group starts: the earliest message (`true`) or new ones only (default). */
+  fromBeginning?: boolean
+  /**
+   * How values are decoded and validated in Rust before the callback sees them:
+   * `'json'` (default: any JSON), `'raw'` (a Buffer), one of the platform's event types,
+   * or a JSON Schema document.
+   */
+  schema?: 'json' | 'raw' | 'MovieEvent' | 'MovieViewEvent' | 'AnalyticsEvent' | Record<string, any>
+  /** Messages with different keys handled at once; same key always in order. Default 1. */
+  concurrency?: number
+  /** Deliver arrays of messages to the callback instead of one at a time. */
+  batch?: BatchConfig
+  retry?: RetryConfig
+  /**
+   * Where messages go that fail validation or every retry: default `<topic>.dlq`;
+   * `false` skips (and counts) them instead.
+   */
+  deadLetterTopic?: string | false
+  /** At most this many messages are received but unfinished; fetching pauses beyond. Default 1000. */
+  maxInFlight?: number
+  /** Default 45000. */
+  sessionTimeoutMs?: number
+  /** How long a revoke or `close()` waits for in-flight messages. Default 30000. */
+  drainTimeoutMs?: number
+  /** How long `registerConsumer` waits to join the group. Default 60000. */
+  joinTimeoutMs?: number
+  logLevel?: LogLevel
+  logger?: KafkaLogger
+  /** Any librdkafka consumer property. */
+  config?: Record<string, string | number | boolean>
+}
+
+export interface ConsumerStats {
+  received: number
+  processed: number
+  retried: number
+  deadLettered: number
+  skipped: number
+  inFlight: number
+  paused: boolean
+  lag: Array<PartitionLag>
 }
 
 /**
@@ -146,6 +234,12 @@ export interface MovieViewEvent {
   timestamp: number
 }
 
+export interface PartitionLag {
+  topic: string
+  partition: number
+  lag: number
+}
+
 /** The argument of `sendBatch`: several topics at once. */
 export interface ProducerBatch {
   topicMessages: Array<ProducerRecord>
@@ -193,6 +287,24 @@ export interface RecordMetadata {
   timestamp?: number
 }
 
+/**
+ * Subscribes `callback` to `topic` in its own consumer group; resolves once
+ * the group has assigned partitions. The callback may return a promise; a
+ * message's offset is committed only after it settles (or after the message
+ * is parked in the dead-letter topic). With the `batch` option the callback
+ * receives arrays: `registerConsumer<ConsumedMessage[]>(topic, handleBatch, { batch: {} })`.
+ */
+export declare function registerConsumer<Message extends ConsumedMessage | ConsumedMessage[] = ConsumedMessage>(topic: string | string[], callback: (message: Message) => unknown, options?: ConsumerOptions): Promise<ConsumerHandle>
+
+export interface RetryConfig {
+  /** Attempts after the first failure. Default 3. */
+  retries?: number
+  /** Default 100; doubles each attempt. */
+  initialBackoffMs?: number
+  /** Default 30000. */
+  maxBackoffMs?: number
+}
+
 /** Options of `sendMessage`. */
 export interface SendMessageOptions {
   key?: string | Buffer | null
@@ -210,6 +322,11 @@ export interface TopicConfig {
   replicationFactor?: number
   /** Topic-level settings such as `{ 'retention.ms': '86400000' }`. */
   config?: Record<string, string | number>
+}
+
+export interface TopicPartition {
+  topic: string
+  partition: number
 }
 
 /** What `ensureTopics` did with one topic. */

@@ -835,9 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ConsumerHandle = nativeBinding.ConsumerHandle
+module.exports.JsConsumerHandle = nativeBinding.JsConsumerHandle
 module.exports.KafkaProducer = nativeBinding.KafkaProducer
 module.exports.AnalyticsEventType = nativeBinding.AnalyticsEventType
 module.exports.LogLevel = nativeBinding.LogLevel
 module.exports.LogLevelName = nativeBinding.LogLevelName
 module.exports.MovieEventType = nativeBinding.MovieEventType
+module.exports.registerConsumer = nativeBinding.registerConsumer
 module.exports.topics = nativeBinding.topics

@@ -1,6 +1,7 @@
 //! N-API glue: converts JavaScript values to core types and back, and runs
 //! core futures on the addon's tokio runtime. No Kafka logic lives here.
 
+pub mod consumer;
 pub mod events;
 pub mod js;
 pub mod logger;

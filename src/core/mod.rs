@@ -2,8 +2,10 @@
 //! here knows about N-API; `crate::binding` converts and calls.
 
 pub mod config;
+pub mod consumer;
 pub mod context;
 pub mod error;
 pub mod events;
 pub mod logging;
 pub mod producer;
+pub mod schema;

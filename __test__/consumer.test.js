@@ -1,0 +1,369 @@
+// registerConsumer against the real broker: group semantics, at-least-once,
+// ordering, dead letters, retries, backpressure, batches.
+const { KafkaProducer, registerConsumer } = require('../index');
+const { brokers, uniqueName, readTopic } = require('./helpers');
+
+jest.setTimeout(120000);
+
+/** @type {KafkaProducer} */
+let producer;
+/** @type {Array<{ close(): Promise<void> }>} */
+const opened = [];
+
+beforeAll(async () => {
+  producer = new KafkaProducer({ brokers: brokers(), clientId: 'consumer-test-producer', logLevel: 'warn' });
+  await producer.connect({ timeoutMs: 20000 });
+});
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((consumer) => consumer.close()));
+});
+
+afterAll(async () => {
+  await producer.disconnect();
+});
+
+/** Tansu stalls a group's first join for half the session timeout: keep it short. */
+function baseOptions(overrides = {}) {
+  return {
+    brokers: brokers(),
+    groupId: uniqueName('group'),
+    fromBeginning: true,
+    sessionTimeoutMs: 6000,
+    logLevel: /** @type {const} */ ('warn'),
+    // Tansu parks empty fetches for half the max wait: keep latency low.
+    config: { 'fetch.wait.max.ms': 50 },
+    ...overrides,
+  };
+}
+
+async function register(topic, callback, options = {}) {
+  const consumer = await registerConsumer(topic, callback, baseOptions(options));
+  opened.push(consumer);
+  return consumer;
+}
+
+async function topicWith(partitions, count, makeMessage) {
+  const topic = uniqueName('consume');
+  await producer.ensureTopics([{ name: topic, partitions }]);
+  if (count > 0) {
+    const messages = Array.from({ length: count }, (_, i) => makeMessage(i));
+    for (let start = 0; start < messages.length; start += 1000) {
+      await producer.send({ topic, messages: messages.slice(start, start + 1000) });
+    }
+  }
+  return topic;
+}
+
+async function eventually(check, { timeoutMs = 60000, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('delivers parsed JSON with metadata and resolves after joining its group', async () => {
+  const topic = await topicWith(2, 0, () => ({}));
+  const received = [];
+  const consumer = await register(topic, (message) => {
+    received.push(message);
+  });
+  expect(
+    consumer
+      .assignment()
+      .map((p) => p.partition)
+      .sort(),
+  ).toEqual([0, 1]);
+  await producer.send({
+    topic,
+    messages: [
+      { key: 'movie-1', value: { eventType: 'VIEW', n: 1 }, headers: { source: 'web' }, timestamp: 1700000000000 },
+    ],
+  });
+  await eventually(() => received.length === 1, { what: 'the message' });
+  expect(received[0]).toMatchObject({
+    topic,
+    key: 'movie-1',
+    value: { eventType: 'VIEW', n: 1 },
+    headers: { source: 'web' },
+    timestamp: 1700000000000,
+    attempt: 1,
+    offset: 0,
+  });
+  expect(consumer.stats()).toMatchObject({ received: 1, processed: 1, inFlight: 0 });
+});
+
+test('at-least-once across a restart: everything is handled, duplicates only from in-flight work', async () => {
+  const total = 300;
+  const topic = await topicWith(3, total, (i) => ({ key: `k${i % 7}`, value: { id: i } }));
+  const groupId = uniqueName('restart');
+  const seen = new Map();
+  let stopped = false;
+  const first = await registerConsumer(
+    topic,
+    async (message) => {
+      seen.set(message.value.id, (seen.get(message.value.id) ?? 0) + 1);
+      if (seen.size >= 100 && !stopped) {
+        stopped = true;
+      }
+      if (stopped) await sleep(50);
+    },
+    baseOptions({ groupId, maxInFlight: 20, drainTimeoutMs: 0, concurrency: 4 }),
+  );
+  await eventually(() => stopped, { what: 'a hundred messages' });
+  // Close without waiting for in-flight work: it is not committed.
+  await first.close();
+  const afterFirst = seen.size;
+  expect(afterFirst).toBeLessThan(total);
+
+  const second = await register(
+    topic,
+    (message) => {
+      seen.set(message.value.id, (seen.get(message.value.id) ?? 0) + 1);
+    },
+    { groupId },
+  );
+  await eventually(() => seen.size === total, { what: 'every message' });
+  const duplicates = [...seen.values()].reduce((sum, n) => sum + (n - 1), 0);
+  expect(duplicates).toBeLessThanOrEqual(20 + 4);
+  expect(second.stats().received).toBeLessThan(total);
+});
+
+test('close() commits: a restarted member sees nothing twice', async () => {
+  const topic = await topicWith(2, 50, (i) => ({ key: `k${i}`, value: { id: i } }));
+  const groupId = uniqueName('commit');
+  const first = [];
+  const one = await registerConsumer(topic, (m) => void first.push(m.value.id), baseOptions({ groupId }));
+  await eventually(() => first.length === 50, { what: 'fifty messages' });
+  await one.close();
+  await one.close();
+
+  const second = [];
+  await register(topic, (m) => void second.push(m.value.id), { groupId });
+  await producer.send({ topic, messages: [{ key: 'k0', value: { id: 'marker' } }] });
+  await eventually(() => second.includes('marker'), { what: 'the marker' });
+  expect(second).toEqual(['marker']);
+});
+
+test('same key in order under concurrency 8 with random delays, other keys in parallel', async () => {
+  const keys = 16;
+  const total = 480;
+  const topic = await topicWith(4, total, (i) => ({ key: `movie-${i % keys}`, value: { key: i % keys, seq: i } }));
+  const lastSeq = new Map();
+  let active = 0;
+  let maxActive = 0;
+  let handled = 0;
+  const violations = [];
+  await register(
+    topic,
+    async (message) => {
+      active += 1;
+      maxActive = Math.max(maxActive, active);
+      await sleep(Math.random() * 8);
+      const { key, seq } = message.value;
+      if ((lastSeq.get(key) ?? -1) >= seq) violations.push({ key, seq });
+      lastSeq.set(key, seq);
+      active -= 1;
+      handled += 1;
+    },
+    { concurrency: 8 },
+  );
+  await eventually(() => handled === total, { what: 'every message' });
+  expect(violations).toEqual([]);
+  expect(maxActive).toBeGreaterThan(1);
+  expect(maxActive).toBeLessThanOrEqual(8);
+});
+
+test('invalid JSON, schema violations and a handler that always throws are parked in the DLQ with their cause', async () => {
+  const topic = await topicWith(1, 0, () => ({}));
+  const good = { eventType: 'LIKE', userId: 'u1', movieId: 'm1', timestamp: 1 };
+  await producer.send({
+    topic,
+    messages: [
+      { key: 'a', value: '{ not json' },
+      { key: 'b', value: { eventType: 'LIKE', userId: 'u1', timestamp: 1 } },
+      { key: 'c', value: { ...good, movieId: 'poison' } },
+      { key: 'd', value: good },
+    ],
+  });
+  const handled = [];
+  const consumer = await register(
+    topic,
+    async (message) => {
+      if (message.value.movieId === 'poison') throw new Error('cannot handle poison');
+      handled.push(message.value);
+    },
+    { schema: 'MovieEvent', retry: { retries: 2, initialBackoffMs: 10 } },
+  );
+  await eventually(() => consumer.stats().deadLettered === 3 && handled.length === 1, { what: 'three dead letters' });
+  expect(handled).toEqual([good]);
+  expect(consumer.stats()).toMatchObject({ deadLettered: 3, processed: 1, retried: 2, inFlight: 0 });
+
+  const dead = await readTopic(`${topic}.dlq`, 3);
+  const byKey = Object.fromEntries(dead.map((m) => [m.key.toString(), m]));
+  const header = (m, name) => m.headers[name]?.toString();
+  expect(header(byKey.a, 'x-dlq-error-code')).toBe('ERR_INVALID_JSON');
+  expect(byKey.a.value.toString()).toBe('{ not json');
+  expect(header(byKey.b, 'x-dlq-error-code')).toBe('ERR_SCHEMA_VIOLATION');
+  expect(header(byKey.b, 'x-dlq-error-message')).toMatch(/movieId/);
+  expect(header(byKey.c, 'x-dlq-error-code')).toBe('ERR_HANDLER_FAILED');
+  expect(header(byKey.c, 'x-dlq-error-message')).toBe('cannot handle poison');
+  expect(header(byKey.c, 'x-dlq-attempts')).toBe('3');
+  for (const message of dead) {
+    expect(header(message, 'x-dlq-original-topic')).toBe(topic);
+    expect(header(message, 'x-dlq-original-partition')).toBe('0');
+    expect(header(message, 'x-dlq-consumer-group')).toBe(consumer.groupId);
+    expect(header(message, 'x-dlq-original-timestamp')).toMatch(/^\d+$/);
+  }
+  expect(dead.map((m) => header(m, 'x-dlq-original-offset')).sort()).toEqual(['0', '1', '2']);
+});
+
+test('with the DLQ off, bad messages are skipped and counted', async () => {
+  const topic = await topicWith(1, 0, () => ({}));
+  await producer.send({ topic, messages: [{ value: 'nope' }, { value: { ok: true } }] });
+  const handled = [];
+  const consumer = await register(topic, (m) => void handled.push(m.value), { deadLetterTopic: false });
+  await eventually(() => handled.length === 1 && consumer.stats().skipped === 1, { what: 'one skip' });
+  expect(handled).toEqual([{ ok: true }]);
+});
+
+test('a transient failure is retried with backoff, then processed once', async () => {
+  const topic = await topicWith(1, 1, () => ({ key: 'k', value: { id: 1 } }));
+  const attempts = [];
+  let succeeded = 0;
+  const consumer = await register(
+    topic,
+    async (message) => {
+      attempts.push([message.attempt, Date.now()]);
+      if (message.attempt < 3) throw new Error(`transient ${message.attempt}`);
+      succeeded += 1;
+    },
+    { retry: { retries: 5, initialBackoffMs: 50, maxBackoffMs: 1000 } },
+  );
+  await eventually(() => succeeded === 1, { what: 'success' });
+  expect(attempts.map(([attempt]) => attempt)).toEqual([1, 2, 3]);
+  expect(attempts[2][1] - attempts[1][1]).toBeGreaterThanOrEqual(90);
+  expect(consumer.stats()).toMatchObject({ processed: 1, retried: 2, deadLettered: 0 });
+});
+
+test('two groups each receive every message', async () => {
+  const topic = await topicWith(2, 40, (i) => ({ key: `k${i}`, value: { id: i } }));
+  const a = new Set();
+  const b = new Set();
+  await Promise.all([register(topic, (m) => void a.add(m.value.id)), register(topic, (m) => void b.add(m.value.id))]);
+  await eventually(() => a.size === 40 && b.size === 40, { what: 'both groups' });
+});
+
+test('two members of one group split the partitions', async () => {
+  const topic = await topicWith(4, 0, () => ({}));
+  const groupId = uniqueName('split');
+  const byMember = [new Set(), new Set()];
+  const first = await register(topic, (m) => void byMember[0].add(m.value.id), { groupId });
+  const second = await register(topic, (m) => void byMember[1].add(m.value.id), { groupId });
+  await eventually(
+    () => first.assignment().length + second.assignment().length === 4 && second.assignment().length > 0,
+    {
+      what: 'the rebalance',
+    },
+  );
+  const partitions = [...first.assignment(), ...second.assignment()].map((p) => p.partition).sort();
+  expect(partitions).toEqual([0, 1, 2, 3]);
+  const messages = Array.from({ length: 80 }, (_, i) => ({ key: `k${i}`, value: { id: i } }));
+  await producer.send({ topic, messages });
+  await eventually(() => byMember[0].size + byMember[1].size === 80, { what: 'every message' });
+  expect(byMember[0].size).toBeGreaterThan(0);
+  expect(byMember[1].size).toBeGreaterThan(0);
+  for (const id of byMember[0]) expect(byMember[1].has(id)).toBe(false);
+});
+
+test('batch mode delivers arrays and commits them', async () => {
+  const topic = await topicWith(2, 230, (i) => ({ key: `k${i % 5}`, value: { id: i } }));
+  const groupId = uniqueName('batch');
+  const batches = [];
+  const consumer = await registerConsumer(
+    topic,
+    (/** @type {import('../index').ConsumedMessage[]} */ batch) => void batches.push(batch),
+    baseOptions({ groupId, batch: { maxMessages: 50, maxWaitMs: 50 } }),
+  );
+  await eventually(() => batches.flat().length === 230, { what: 'all batches' });
+  expect(batches.every((batch) => Array.isArray(batch) && batch.length >= 1 && batch.length <= 50)).toBe(true);
+  expect(new Set(batches.flat().map((m) => m.value.id)).size).toBe(230);
+  await consumer.close();
+
+  const again = [];
+  await register(topic, (batch) => void again.push(...batch), { groupId, batch: { maxMessages: 50 } });
+  await producer.send({ topic, messages: [{ key: 'k0', value: { id: 'marker' } }] });
+  await eventually(() => again.some((m) => m.value.id === 'marker'), { what: 'the marker' });
+  expect(again.map((m) => m.value.id)).toEqual(['marker']);
+});
+
+test('pause stops delivery and resume continues', async () => {
+  const topic = await topicWith(1, 0, () => ({}));
+  const handled = [];
+  const consumer = await register(topic, (m) => void handled.push(m.value.id));
+  consumer.pause();
+  await sleep(300);
+  await producer.send({ topic, messages: [{ value: { id: 1 } }, { value: { id: 2 } }] });
+  await sleep(1000);
+  expect(handled).toEqual([]);
+  expect(consumer.stats().paused).toBe(true);
+  consumer.resume();
+  await eventually(() => handled.length === 2, { what: 'delivery after resume' });
+  expect(handled).toEqual([1, 2]);
+});
+
+test('in-flight work stays within maxInFlight and memory stays flat with a slow callback', async () => {
+  const total = 100_000;
+  const maxInFlight = 100;
+  const topic = await topicWith(4, total, (i) => ({ key: `k${i % 50}`, value: { id: i, pad: 'x'.repeat(100) } }));
+  let handled = 0;
+  let maxSeen = 0;
+  const rssStart = process.memoryUsage().rss;
+  let rssMax = rssStart;
+  const consumer = await register(
+    topic,
+    async () => {
+      const { inFlight } = consumer.stats();
+      maxSeen = Math.max(maxSeen, inFlight);
+      handled += 1;
+      if (handled % 5000 === 0) {
+        rssMax = Math.max(rssMax, process.memoryUsage().rss);
+        await sleep(20);
+      }
+    },
+    { maxInFlight, concurrency: 8 },
+  );
+  await eventually(() => handled === total, { timeoutMs: 110000, what: 'every message' });
+  expect(maxSeen).toBeLessThanOrEqual(maxInFlight);
+  expect(rssMax - rssStart).toBeLessThan(150 * 1024 * 1024);
+});
+
+test('bad arguments are rejected with codes', async () => {
+  /** @type {Array<[() => Promise<unknown>, string]>} */
+  const cases = [
+    [() => registerConsumer(/** @type {any} */ (5), () => {}), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('bad topic', () => {}), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', /** @type {any} */ ('not a function')), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, /** @type {any} */ ({ concurrency: 0 })), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, /** @type {any} */ ({ schema: 'Nope' })), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, /** @type {any} */ ({ schema: { type: 12 } })), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, /** @type {any} */ ({ deadLetterTopic: 't' })), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, /** @type {any} */ ({ groupID: 'typo' })), 'ERR_INVALID_ARG'],
+    [
+      () =>
+        registerConsumer(
+          't',
+          () => {},
+          /** @type {any} */ ({ brokers: brokers(), config: { 'enable.auto.offset.store': true } }),
+        ),
+      'ERR_INVALID_CONFIG',
+    ],
+  ];
+  for (const [call, code] of cases) {
+    await expect(call()).rejects.toMatchObject({ code });
+  }
+});

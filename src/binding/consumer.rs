@@ -1,0 +1,557 @@
+//! `registerConsumer` for JavaScript: reads options, wraps the callback as a
+//! thread-safe function whose promise the core awaits, and exposes the handle.
+
+use crate::binding::js::{self, promise, rejected, CoreResult};
+use crate::binding::logger::JsLogSink;
+use crate::binding::producer::read_client_options;
+use crate::core::consumer::{
+    BatchOptions, ConsumerHandle as CoreConsumerHandle, ConsumerOptions as CoreConsumerOptions,
+    DeadLetter, Delivery, HandlerFailure, HandlerFuture, MessageHandler, ValueForm,
+};
+use crate::core::schema::PayloadSchema;
+use napi::bindgen_prelude::{
+    Buffer, FromNapiValue, Function, JsObjectValue, Object, Promise, PromiseRaw, ToNapiValue,
+    TypeName, Unknown, ValidateNapiValue,
+};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{sys, Env, JsValue, ValueType};
+use napi_derive::napi;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options of `registerConsumer`. Every field is optional.
+#[napi(object)]
+pub struct ConsumerOptions {
+    /// The consumer group; each consumer should have its own. Default `<clientId>-group`.
+    pub group_id: Option<String>,
+    /// Name in logs and on the broker. Default `<first topic>-consumer`.
+    pub client_id: Option<String>,
+    /// Default `KAFKA_BROKERS`.
+    #[napi(ts_type = "string | string[]")]
+    pub brokers: Option<String>,
+    /// Where a new group starts: the earliest message (`true`) or new ones only (default).
+    pub from_beginning: Option<bool>,
+    /// How values are decoded and validated in Rust before the callback sees them:
+    /// `'json'` (default: any JSON), `'raw'` (a Buffer), one of the platform's event types,
+    /// or a JSON Schema document.
+    #[napi(
+        ts_type = "'json' | 'raw' | 'MovieEvent' | 'MovieViewEvent' | 'AnalyticsEvent' | Record<string, any>"
+    )]
+    pub schema: Option<String>,
+    /// Messages with different keys handled at once; same key always in order. Default 1.
+    pub concurrency: Option<u32>,
+    /// Deliver arrays of messages to the callback instead of one at a time.
+    pub batch: Option<BatchConfig>,
+    pub retry: Option<RetryConfig>,
+    /// Where messages go that fail validation or every retry: default `<topic>.dlq`;
+    /// `false` skips (and counts) them instead.
+    #[napi(ts_type = "string | false")]
+    pub dead_letter_topic: Option<String>,
+    /// At most this many messages are received but unfinished; fetching pauses beyond. Default 1000.
+    pub max_in_flight: Option<u32>,
+    /// Default 45000.
+    pub session_timeout_ms: Option<u32>,
+    /// How long a revoke or `close()` waits for in-flight messages. Default 30000.
+    pub drain_timeout_ms: Option<u32>,
+    /// How long `registerConsumer` waits to join the group. Default 60000.
+    pub join_timeout_ms: Option<u32>,
+    #[napi(ts_type = "LogLevel")]
+    pub log_level: Option<String>,
+    #[napi(ts_type = "KafkaLogger")]
+    pub logger: Option<String>,
+    /// Any librdkafka consumer property.
+    #[napi(ts_type = "Record<string, string | number | boolean>")]
+    pub config: Option<String>,
+}
+
+#[napi(object)]
+pub struct BatchConfig {
+    /// Default 100.
+    pub max_messages: Option<u32>,
+    /// How long to wait to fill a batch. Default 100.
+    pub max_wait_ms: Option<u32>,
+}
+
+#[napi(object)]
+pub struct RetryConfig {
+    /// Attempts after the first failure. Default 3.
+    pub retries: Option<u32>,
+    /// Default 100; doubles each attempt.
+    pub initial_backoff_ms: Option<u32>,
+    /// Default 30000.
+    pub max_backoff_ms: Option<u32>,
+}
+
+/// What the callback receives.
+#[napi(object)]
+pub struct ConsumedMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[napi(ts_type = "string | null")]
+    pub key: Option<String>,
+    /// The parsed (and validated) JSON value, or a Buffer with `schema: 'raw'`.
+    #[napi(ts_type = "any")]
+    pub value: Option<String>,
+    pub headers: std::collections::HashMap<String, String>,
+    /// Milliseconds since the Unix epoch.
+    #[napi(ts_type = "number | null")]
+    pub timestamp: Option<i64>,
+    /// 1 on first delivery, 2, 3, … on retries.
+    pub attempt: u32,
+}
+
+#[napi(object)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[napi(object)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: i64,
+}
+
+#[napi(object)]
+pub struct ConsumerStats {
+    pub received: i64,
+    pub processed: i64,
+    pub retried: i64,
+    pub dead_lettered: i64,
+    pub skipped: i64,
+    pub in_flight: i64,
+    pub paused: bool,
+    pub lag: Vec<PartitionLag>,
+}
+
+/// A running consumer, as returned by `registerConsumer`.
+#[napi(js_name = "ConsumerHandle")]
+pub struct JsConsumerHandle {
+    inner: Arc<CoreConsumerHandle>,
+}
+
+#[napi]
+impl JsConsumerHandle {
+    /// Stops fetching, lets in-flight messages finish, commits and leaves the group. Idempotent.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let inner = self.inner.clone();
+        promise(env, async move { inner.close().await }, |_, ()| Ok(()))
+    }
+
+    /// Stops delivering new messages (in-flight ones finish) and pauses fetching.
+    #[napi(catch_unwind)]
+    pub fn pause(&self) {
+        self.inner.pause();
+    }
+
+    #[napi(catch_unwind)]
+    pub fn resume(&self) {
+        self.inner.resume();
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> ConsumerStats {
+        let stats = self.inner.stats();
+        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        ConsumerStats {
+            received: count(stats.received),
+            processed: count(stats.processed),
+            retried: count(stats.retried),
+            dead_lettered: count(stats.dead_lettered),
+            skipped: count(stats.skipped),
+            in_flight: count(stats.in_flight),
+            paused: stats.paused,
+            lag: stats
+                .lag
+                .into_iter()
+                .map(|lag| PartitionLag {
+                    topic: lag.topic,
+                    partition: lag.partition,
+                    lag: lag.lag,
+                })
+                .collect(),
+        }
+    }
+
+    /// The partitions this member currently owns.
+    #[napi(catch_unwind)]
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.inner
+            .assignment()
+            .into_iter()
+            .map(|(topic, partition)| TopicPartition { topic, partition })
+            .collect()
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn group_id(&self) -> String {
+        self.inner.group_id().to_string()
+    }
+}
+
+/// Subscribes `callback` to `topic` in its own consumer group; resolves once
+/// the group has assigned partitions. The callback may return a promise; a
+/// message's offset is committed only after it settles (or after the message
+/// is parked in the dead-letter topic). With the `batch` option the callback
+/// receives arrays: `registerConsumer<ConsumedMessage[]>(topic, handleBatch, { batch: {} })`.
+#[napi(
+    catch_unwind,
+    ts_generic_types = "Message extends ConsumedMessage | ConsumedMessage[] = ConsumedMessage",
+    ts_args_type = "topic: string | string[], callback: (message: Message) => unknown, options?: ConsumerOptions",
+    ts_return_type = "Promise<ConsumerHandle>"
+)]
+pub fn register_consumer<'env>(
+    env: &'env Env,
+    topic: Unknown<'env>,
+    callback: Unknown<'env>,
+    options: Option<Unknown<'env>>,
+) -> napi::Result<PromiseRaw<'env, JsConsumerHandle>> {
+    let read = || -> CoreResult<_> {
+        let topics = read_topics(&topic)?;
+        if !matches!(callback.get_type(), Ok(ValueType::Function)) {
+            return Err(js::invalid(format!(
+                "callback must be a function (got {})",
+                js::type_name(&callback)
+            )));
+        }
+        let (options, logger) = read_consumer_options(env, topics, js::as_option(options))?;
+        let batch = options.batch.is_some();
+        let sink = JsLogSink::sink(env, logger)?;
+        // SAFETY: `callback` was just checked to be a function of this environment.
+        let function: Function<'_, JsDeliveries, CallbackOutcome> =
+            unsafe { Function::from_napi_value(env.raw(), callback.raw()) }
+                .map_err(|error| js::invalid(format!("callback: {}", error.reason)))?;
+        let callback = function
+            .build_threadsafe_function::<JsDeliveries>()
+            .callee_handled::<false>()
+            .build()
+            .map_err(|error| js::invalid(format!("callback: {}", error.reason)))?;
+        let handler = Arc::new(JsHandler {
+            callback: Arc::new(callback),
+            batch,
+        });
+        Ok((options, handler, sink))
+    };
+    let (options, handler, sink) = match read() {
+        Ok(arguments) => arguments,
+        Err(error) => return rejected(env, error),
+    };
+    promise(
+        env,
+        CoreConsumerHandle::register(options, handler, sink),
+        |_, handle| {
+            Ok(JsConsumerHandle {
+                inner: Arc::new(handle),
+            })
+        },
+    )
+}
+
+fn read_topics(value: &Unknown<'_>) -> CoreResult<Vec<String>> {
+    if value.is_array().unwrap_or(false) {
+        js::array(value, "topic")?
+            .iter()
+            .enumerate()
+            .map(|(index, topic)| js::string(topic, &format!("topic[{index}]")))
+            .collect()
+    } else {
+        Ok(vec![js::string(value, "topic")?])
+    }
+}
+
+const CONSUMER_OPTION_KEYS: &[&str] = &[
+    "groupId",
+    "clientId",
+    "brokers",
+    "fromBeginning",
+    "schema",
+    "concurrency",
+    "batch",
+    "retry",
+    "deadLetterTopic",
+    "maxInFlight",
+    "sessionTimeoutMs",
+    "drainTimeoutMs",
+    "joinTimeoutMs",
+    "logLevel",
+    "logger",
+    "config",
+];
+
+fn read_consumer_options<'env>(
+    env: &Env,
+    topics: Vec<String>,
+    options: Option<Unknown<'env>>,
+) -> CoreResult<(CoreConsumerOptions, Option<Unknown<'env>>)> {
+    let mut result = CoreConsumerOptions::new(topics);
+    let Some(options) = options else {
+        return Ok((result, None));
+    };
+    let options = js::object(&options, "options")?;
+    js::reject_unknown_keys(&options, "options", CONSUMER_OPTION_KEYS)?;
+    result.client = read_client_options(env, &options)?;
+    let millis = |ms: i64| Duration::from_millis(ms as u64);
+    let int = |min: i64, max: i64| {
+        move |value: &Unknown<'_>, what: &str| js::integer(value, what, min, max)
+    };
+    result.group_id = js::optional(&options, "groupId", "options", js::string)?;
+    result.from_beginning =
+        js::optional(&options, "fromBeginning", "options", js::boolean)?.unwrap_or(false);
+    if let Some(schema) = js::property(&options, "schema", "options")? {
+        result.schema = read_schema(env, &schema)?;
+    }
+    if let Some(concurrency) = js::optional(&options, "concurrency", "options", int(1, 10_000))? {
+        result.concurrency = concurrency as usize;
+    }
+    if let Some(max) = js::optional(&options, "maxInFlight", "options", int(1, 1_000_000))? {
+        result.max_in_flight = max as usize;
+    }
+    if let Some(ms) = js::optional(
+        &options,
+        "sessionTimeoutMs",
+        "options",
+        int(1_000, 3_600_000),
+    )? {
+        result.session_timeout = millis(ms);
+    }
+    if let Some(ms) = js::optional(&options, "drainTimeoutMs", "options", int(0, 3_600_000))? {
+        result.drain_timeout = millis(ms);
+    }
+    if let Some(ms) = js::optional(&options, "joinTimeoutMs", "options", int(1, 3_600_000))? {
+        result.join_timeout = millis(ms);
+    }
+    if let Some(batch) = js::property(&options, "batch", "options")? {
+        let batch = js::object(&batch, "options.batch")?;
+        js::reject_unknown_keys(&batch, "options.batch", &["maxMessages", "maxWaitMs"])?;
+        result.batch = Some(BatchOptions {
+            max_messages: js::optional(&batch, "maxMessages", "options.batch", int(1, 1_000_000))?
+                .unwrap_or(100) as usize,
+            max_wait: millis(
+                js::optional(&batch, "maxWaitMs", "options.batch", int(0, 3_600_000))?
+                    .unwrap_or(100),
+            ),
+        });
+    }
+    if let Some(retry) = js::property(&options, "retry", "options")? {
+        let retry = js::object(&retry, "options.retry")?;
+        js::reject_unknown_keys(
+            &retry,
+            "options.retry",
+            &["retries", "initialBackoffMs", "maxBackoffMs"],
+        )?;
+        if let Some(retries) = js::optional(&retry, "retries", "options.retry", int(0, 1_000))? {
+            result.retry.retries = retries as u32;
+        }
+        if let Some(ms) = js::optional(
+            &retry,
+            "initialBackoffMs",
+            "options.retry",
+            int(0, 3_600_000),
+        )? {
+            result.retry.initial_backoff = millis(ms);
+        }
+        if let Some(ms) = js::optional(&retry, "maxBackoffMs", "options.retry", int(0, 3_600_000))?
+        {
+            result.retry.max_backoff = millis(ms);
+        }
+    }
+    if let Some(dead_letter) = js::property(&options, "deadLetterTopic", "options")? {
+        result.dead_letter = match dead_letter.get_type() {
+            Ok(ValueType::Boolean) if !js::boolean(&dead_letter, "options.deadLetterTopic")? => {
+                DeadLetter::Off
+            }
+            Ok(ValueType::String) => {
+                DeadLetter::Topic(js::string(&dead_letter, "options.deadLetterTopic")?)
+            }
+            _ => {
+                return Err(js::invalid(format!(
+                    "options.deadLetterTopic must be a topic name or false (got {})",
+                    js::type_name(&dead_letter)
+                )))
+            }
+        };
+    }
+    let logger = js::property(&options, "logger", "options")?;
+    Ok((result, logger))
+}
+
+fn read_schema(env: &Env, value: &Unknown<'_>) -> CoreResult<PayloadSchema> {
+    match value.get_type() {
+        Ok(ValueType::String) => PayloadSchema::from_name(&js::string(value, "options.schema")?),
+        Ok(ValueType::Object) => {
+            js::object(value, "options.schema")?;
+            let text = js::json(env, value, "options.schema")?;
+            let document: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+                js::invalid(format!(
+                    "options.schema is not a JSON Schema document: {error}"
+                ))
+            })?;
+            PayloadSchema::from_json_schema(&document)
+        }
+        _ => Err(js::invalid(format!(
+            "options.schema must be a schema name or a JSON Schema object (got {})",
+            js::type_name(value)
+        ))),
+    }
+}
+
+/// The JavaScript callback, called on the event loop and awaited.
+struct JsHandler {
+    callback:
+        Arc<ThreadsafeFunction<JsDeliveries, CallbackOutcome, JsDeliveries, napi::Status, false>>,
+    batch: bool,
+}
+
+impl MessageHandler for JsHandler {
+    fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+        let callback = self.callback.clone();
+        let argument = JsDeliveries {
+            deliveries,
+            batch: self.batch,
+        };
+        Box::pin(async move {
+            let failure = |error: napi::Error| HandlerFailure {
+                message: error.reason,
+            };
+            match callback.call_async_catch(argument).await.map_err(failure)? {
+                CallbackOutcome::Settled => Ok(()),
+                CallbackOutcome::Pending(promise) => promise.await.map(|_| ()).map_err(failure),
+            }
+        })
+    }
+}
+
+/// The callback's argument, built on the JavaScript thread: one message
+/// object, or an array of them in batch mode.
+struct JsDeliveries {
+    deliveries: Vec<Delivery>,
+    batch: bool,
+}
+
+impl ToNapiValue for JsDeliveries {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        let env = Env::from_raw(raw_env);
+        let json: Object<'_> = env.get_global()?.get_named_property("JSON")?;
+        let parse: Function<'_, String, Unknown<'_>> = json.get_named_property("parse")?;
+        let mut objects = Vec::with_capacity(value.deliveries.len());
+        for delivery in value.deliveries {
+            objects.push(message_object(&env, &parse, delivery)?);
+        }
+        if value.batch {
+            let mut array = env.create_array(objects.len() as u32)?;
+            for (index, object) in objects.into_iter().enumerate() {
+                array.set(index as u32, object)?;
+            }
+            // SAFETY: `array` is a live value of this environment.
+            unsafe { ToNapiValue::to_napi_value(raw_env, array) }
+        } else {
+            match objects.pop() {
+                // SAFETY: `object` is a live value of this environment.
+                Some(object) => unsafe { ToNapiValue::to_napi_value(raw_env, object) },
+                None => Err(napi::Error::new(
+                    napi::Status::GenericFailure,
+                    "no message to deliver",
+                )),
+            }
+        }
+    }
+}
+
+fn message_object<'env>(
+    env: &'env Env,
+    parse: &Function<'_, String, Unknown<'_>>,
+    delivery: Delivery,
+) -> napi::Result<Object<'env>> {
+    let message = &delivery.message;
+    let mut object = Object::new(env)?;
+    object.set_named_property("topic", message.topic.as_str())?;
+    object.set_named_property("partition", message.partition)?;
+    object.set_named_property("offset", message.offset)?;
+    object.set_named_property(
+        "key",
+        message
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .map(|key| key.into_owned()),
+    )?;
+    match delivery.form {
+        ValueForm::Json => {
+            let text = message
+                .payload
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let parsed = parse.call(text.into_owned())?;
+            object.set_named_property("value", parsed)?;
+        }
+        ValueForm::Raw => match &message.payload {
+            Some(payload) => object.set_named_property("value", Buffer::from(payload.clone()))?,
+            None => object.set_named_property("value", napi::bindgen_prelude::Null)?,
+        },
+        ValueForm::Null => object.set_named_property("value", napi::bindgen_prelude::Null)?,
+    }
+    let mut headers = Object::new(env)?;
+    for (name, value) in &message.headers {
+        let text = value
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .map(|value| value.into_owned());
+        headers.set_named_property(name, text)?;
+    }
+    object.set_named_property("headers", headers)?;
+    object.set_named_property("timestamp", message.timestamp)?;
+    object.set_named_property("attempt", delivery.attempt)?;
+    Ok(object)
+}
+
+/// What the callback returned: a promise to await, or anything else (done).
+enum CallbackOutcome {
+    Settled,
+    Pending(Promise<Ignored>),
+}
+
+impl FromNapiValue for CallbackOutcome {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut is_promise = false;
+        // SAFETY: `value` is a live value of `env`, on its thread.
+        let status = unsafe { sys::napi_is_promise(env, value, &mut is_promise) };
+        if status == sys::Status::napi_ok && is_promise {
+            // SAFETY: as above; the value is a promise.
+            Ok(CallbackOutcome::Pending(unsafe {
+                Promise::from_napi_value(env, value)
+            }?))
+        } else {
+            Ok(CallbackOutcome::Settled)
+        }
+    }
+}
+
+impl TypeName for CallbackOutcome {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ValidateNapiValue for CallbackOutcome {}
+
+/// A promise's resolved value, which the consumer does not use.
+struct Ignored;
+
+impl FromNapiValue for Ignored {
+    unsafe fn from_napi_value(_env: sys::napi_env, _value: sys::napi_value) -> napi::Result<Self> {
+        Ok(Ignored)
+    }
+}

@@ -1,0 +1,1398 @@
+//! The base consumer: its own group, payloads validated before the handler
+//! sees them, at-least-once (an offset is stored only once its message is
+//! handled or parked in the dead-letter topic), per-key order with bounded
+//! concurrency, bounded in-flight work, retries, pause/resume, graceful close.
+//!
+//! Threads: one poll thread per consumer owns the librdkafka consumer (its
+//! rebalance callbacks may block, so they must not run on the async runtime);
+//! message handling runs on the shared tokio runtime.
+
+use crate::core::config::{ClientOptions, ClientSettings};
+use crate::core::context::KafkaContext;
+use crate::core::error::{CoreError, Result};
+use crate::core::events::validate_topic_name;
+use crate::core::logging::{ClientLog, LogSink};
+use crate::core::producer::{OutgoingMessage, Producer, ProducerOptions};
+use crate::core::schema::{Decoded, PayloadSchema};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::Offset;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
+
+/// Defaults for at-least-once consumption: offsets are stored by this
+/// library after handling and committed by librdkafka every interval, on
+/// revoke and on close.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "true"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.commit.interval.ms", "5000"),
+    // Bounds librdkafka's prefetch per partition, so memory follows maxInFlight.
+    ("queued.max.messages.kbytes", "16384"),
+    ("enable.partition.eof", "false"),
+];
+
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Further attempts after the first failure.
+    pub retries: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before attempt `attempt + 1` (attempts count from 1).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    pub max_messages: usize,
+    pub max_wait: Duration,
+}
+
+/// Where messages that cannot be handled go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// `<source topic>.dlq`.
+    PerTopic,
+    Topic(String),
+    /// Skip and count them instead.
+    Off,
+}
+
+impl DeadLetter {
+    fn topic_for(&self, source: &str) -> Option<String> {
+        match self {
+            DeadLetter::PerTopic => Some(format!("{source}.dlq")),
+            DeadLetter::Topic(topic) => Some(topic.clone()),
+            DeadLetter::Off => None,
+        }
+    }
+}
+
+pub struct ConsumerOptions {
+    pub client: ClientOptions,
+    pub topics: Vec<String>,
+    pub group_id: Option<String>,
+    pub from_beginning: bool,
+    pub schema: PayloadSchema,
+    pub concurrency: usize,
+    pub batch: Option<BatchOptions>,
+    pub retry: RetryPolicy,
+    pub dead_letter: DeadLetter,
+    pub max_in_flight: usize,
+    pub session_timeout: Duration,
+    /// How long a revoke or `close` waits for in-flight messages.
+    pub drain_timeout: Duration,
+    /// How long `register` waits for the first partition assignment.
+    pub join_timeout: Duration,
+}
+
+impl ConsumerOptions {
+    pub fn new(topics: Vec<String>) -> Self {
+        ConsumerOptions {
+            client: ClientOptions::default(),
+            topics,
+            group_id: None,
+            from_beginning: false,
+            schema: PayloadSchema::Json,
+            concurrency: 1,
+            batch: None,
+            retry: RetryPolicy::default(),
+            dead_letter: DeadLetter::PerTopic,
+            max_in_flight: 1000,
+            session_timeout: Duration::from_secs(45),
+            drain_timeout: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.topics.is_empty() {
+            return Err(CoreError::invalid_arg("at least one topic is required"));
+        }
+        for topic in &self.topics {
+            validate_topic_name(topic)?;
+        }
+        if let DeadLetter::Topic(topic) = &self.dead_letter {
+            validate_topic_name(topic)?;
+            if self.topics.contains(topic) {
+                return Err(CoreError::invalid_arg(
+                    "deadLetterTopic must differ from the consumed topics",
+                ));
+            }
+        }
+        if self.concurrency == 0 || self.concurrency > 10_000 {
+            return Err(CoreError::invalid_arg(
+                "concurrency must be between 1 and 10000",
+            ));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
+            return Err(CoreError::invalid_arg(
+                "maxInFlight must be between 1 and 1000000",
+            ));
+        }
+        if let Some(batch) = &self.batch {
+            if batch.max_messages == 0 || batch.max_messages > self.max_in_flight {
+                return Err(CoreError::invalid_arg(
+                    "batch.maxMessages must be between 1 and maxInFlight",
+                ));
+            }
+        }
+        if self.retry.initial_backoff > self.retry.max_backoff {
+            return Err(CoreError::invalid_arg(
+                "retry.initialBackoffMs must not exceed retry.maxBackoffMs",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A message as received, before or after validation.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+/// How the handler should see a message's value (the payload passed validation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueForm {
+    /// The payload bytes as they are.
+    Raw,
+    /// Validated JSON text, to be parsed into a value.
+    Json,
+    /// A tombstone under a JSON schema: the value is `null`.
+    Null,
+}
+
+/// One message handed to the handler.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<ReceivedMessage>,
+    pub form: ValueForm,
+    /// 1 for the first attempt, then 2, 3, … on retries.
+    pub attempt: u32,
+}
+
+/// Why the handler failed (its error's message, as the application threw it).
+#[derive(Debug, Clone)]
+pub struct HandlerFailure {
+    pub message: String,
+}
+
+pub type HandlerFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<(), HandlerFailure>> + Send>>;
+
+/// The application's callback. In batch mode `deliveries` holds the whole
+/// batch; otherwise exactly one message.
+pub trait MessageHandler: Send + Sync + 'static {
+    fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// Messages in the partition after the last one handled (or committed).
+    pub lag: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    pub received: u64,
+    pub processed: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub skipped: u64,
+    pub in_flight: u64,
+    pub paused: bool,
+    pub lag: Vec<PartitionLag>,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    processed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    skipped: AtomicU64,
+}
+
+type PartitionKey = (String, i32);
+
+/// Offsets received but not yet finished, per partition, to store the
+/// contiguous low-watermark of finished ones.
+#[derive(Default)]
+struct OffsetTracker {
+    partitions: HashMap<PartitionKey, PartitionOffsets>,
+    next_generation: u64,
+}
+
+struct PartitionOffsets {
+    generation: u64,
+    /// offset -> finished?
+    outstanding: BTreeMap<i64, bool>,
+    /// Last offset whose successor is safe to commit.
+    stored: Option<i64>,
+}
+
+impl OffsetTracker {
+    fn assign(&mut self, key: PartitionKey) -> u64 {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        self.partitions.insert(
+            key,
+            PartitionOffsets {
+                generation,
+                outstanding: BTreeMap::new(),
+                stored: None,
+            },
+        );
+        generation
+    }
+
+    fn generation(&self, key: &PartitionKey) -> Option<u64> {
+        self.partitions
+            .get(key)
+            .map(|partition| partition.generation)
+    }
+
+    fn received(&mut self, key: &PartitionKey, offset: i64) -> bool {
+        match self.partitions.get_mut(key) {
+            Some(partition) => {
+                partition.outstanding.insert(offset, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Marks `offset` finished and returns the new offset to store, if the
+    /// low-watermark moved.
+    fn finished(
+        &mut self,
+        key: &PartitionKey,
+        generation: u64,
+        offset: i64,
+    ) -> (bool, Option<i64>) {
+        let Some(partition) = self
+            .partitions
+            .get_mut(key)
+            .filter(|partition| partition.generation == generation)
+        else {
+            return (false, None);
+        };
+        let Some(done) = partition.outstanding.get_mut(&offset) else {
+            return (false, None);
+        };
+        *done = true;
+        let mut advanced = None;
+        while let Some((&first, &true)) = partition.outstanding.first_key_value() {
+            partition.outstanding.remove(&first);
+            advanced = Some(first);
+        }
+        if advanced.is_some() {
+            partition.stored = advanced;
+        }
+        (true, advanced)
+    }
+
+    fn outstanding(&self, key: &PartitionKey) -> usize {
+        self.partitions
+            .get(key)
+            .map_or(0, |partition| partition.outstanding.len())
+    }
+
+    fn revoke(&mut self, key: &PartitionKey) -> usize {
+        self.partitions
+            .remove(key)
+            .map_or(0, |partition| partition.outstanding.len())
+    }
+}
+
+/// State shared by the poll thread, the dispatcher and the handle.
+struct Shared {
+    name: Arc<str>,
+    group_id: String,
+    options: ConsumerOptions,
+    log: ClientLog,
+    counters: Counters,
+    in_flight: AtomicUsize,
+    tracker: Mutex<OffsetTracker>,
+    user_paused: AtomicBool,
+    backpressured: AtomicBool,
+    closing: AtomicBool,
+    joined: watch::Sender<bool>,
+    /// Set by the poll thread: the live consumer, for offset stores and stats.
+    consumer: Mutex<Option<Arc<BaseConsumer<ConsumerHooks>>>>,
+    assignment: Mutex<Vec<PartitionKey>>,
+}
+
+impl Shared {
+    fn span(&self) -> &tracing::Span {
+        self.log.span()
+    }
+
+    fn finish(&self, message: &ReceivedMessage, generation: u64) {
+        let key = (message.topic.clone(), message.partition);
+        let (counted, store) = match self.tracker.lock() {
+            Ok(mut tracker) => tracker.finished(&key, generation, message.offset),
+            Err(_) => (false, None),
+        };
+        if counted {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(offset) = store {
+            let consumer = self.consumer.lock().ok().and_then(|guard| guard.clone());
+            if let Some(consumer) = consumer {
+                if let Err(error) = consumer.store_offset(&key.0, key.1, offset) {
+                    self.span().in_scope(|| {
+                        tracing::debug!(
+                            "offset {offset} of {}[{}] not stored: {error}",
+                            key.0,
+                            key.1
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// librdkafka callbacks of the consumer: rebalances drain and commit.
+pub struct ConsumerHooks {
+    kafka: KafkaContext,
+    shared: Weak<Shared>,
+}
+
+impl ClientContext for ConsumerHooks {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.kafka.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.kafka.error(error, reason);
+    }
+}
+
+impl ConsumerContext for ConsumerHooks {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let _entered = shared.span().enter();
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let revoked: Vec<PartitionKey> = partitions
+                .elements()
+                .iter()
+                .map(|element| (element.topic().to_string(), element.partition()))
+                .collect();
+            tracing::info!("Partitions revoked: {}", describe(&revoked));
+            // Let started messages of the revoked partitions finish, so their
+            // offsets are committed before another member takes over.
+            let deadline = Instant::now() + shared.options.drain_timeout;
+            loop {
+                let outstanding: usize = match shared.tracker.lock() {
+                    Ok(tracker) => revoked.iter().map(|key| tracker.outstanding(key)).sum(),
+                    Err(_) => 0,
+                };
+                if outstanding == 0 {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    tracing::warn!("{outstanding} message(s) of revoked partitions still in flight after the drain timeout; they will be redelivered");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            commit_stored(consumer, "revoke");
+            if let Ok(mut tracker) = shared.tracker.lock() {
+                let abandoned: usize = revoked.iter().map(|key| tracker.revoke(key)).sum();
+                shared.in_flight.fetch_sub(abandoned, Ordering::AcqRel);
+            }
+            if let Ok(mut assignment) = shared.assignment.lock() {
+                assignment.retain(|key| !revoked.contains(key));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let _entered = shared.span().enter();
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let assigned: Vec<PartitionKey> = partitions
+                    .elements()
+                    .iter()
+                    .map(|element| (element.topic().to_string(), element.partition()))
+                    .collect();
+                if let Ok(mut tracker) = shared.tracker.lock() {
+                    for key in &assigned {
+                        tracker.assign(key.clone());
+                    }
+                }
+                if let Ok(mut assignment) = shared.assignment.lock() {
+                    assignment.extend(assigned.iter().cloned());
+                }
+                if shared.user_paused.load(Ordering::Acquire)
+                    || shared.backpressured.load(Ordering::Acquire)
+                {
+                    if let Err(error) = consumer.pause(partitions) {
+                        tracing::warn!("could not pause newly assigned partitions: {error}");
+                    }
+                }
+                tracing::info!("Partitions assigned: {}", describe(&assigned));
+                shared.joined.send_replace(true);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => tracing::error!("Rebalance error: {error}"),
+        }
+    }
+}
+
+fn describe(partitions: &[PartitionKey]) -> String {
+    if partitions.is_empty() {
+        return "none".into();
+    }
+    partitions
+        .iter()
+        .map(|(topic, partition)| format!("{topic}[{partition}]"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn commit_stored(consumer: &BaseConsumer<ConsumerHooks>, when: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::debug!("Offsets committed on {when}"),
+        // Nothing was stored since the last commit.
+        Err(KafkaError::ConsumerCommit(rdkafka::error::RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => tracing::warn!("Offset commit on {when} failed: {error}"),
+    }
+}
+
+/// A running consumer. Dropping it without `close` stops it too (without
+/// waiting for the drain).
+pub struct ConsumerHandle {
+    shared: Arc<Shared>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    stopped: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl ConsumerHandle {
+    /// Creates the consumer, subscribes, and waits until the group assigns
+    /// it partitions (or `join_timeout` passes). Needs a tokio runtime.
+    pub async fn register(
+        options: ConsumerOptions,
+        handler: Arc<dyn MessageHandler>,
+        sink: Arc<dyn LogSink>,
+    ) -> Result<Self> {
+        Self::register_with_env(options, handler, sink, |key| std::env::var(key).ok()).await
+    }
+
+    pub async fn register_with_env(
+        options: ConsumerOptions,
+        handler: Arc<dyn MessageHandler>,
+        sink: Arc<dyn LogSink>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        options.validate()?;
+        let mut client = options.client.clone();
+        let default_client_id = format!("{}-consumer", options.topics[0]);
+        let probe = ClientSettings::resolve(&client, &[], &default_client_id, &env)?;
+        let group_id = options
+            .group_id
+            .clone()
+            .or_else(|| client.properties.get("group.id").cloned())
+            .unwrap_or_else(|| format!("{}-group", probe.client_id));
+        if group_id.trim().is_empty() {
+            return Err(CoreError::invalid_config("groupId", "must not be empty"));
+        }
+        let session_ms = options.session_timeout.as_millis().to_string();
+        client
+            .properties
+            .insert("group.id".into(), group_id.clone());
+        client
+            .properties
+            .entry("session.timeout.ms".into())
+            .or_insert(session_ms);
+        let reset = if options.from_beginning {
+            "earliest"
+        } else {
+            "latest"
+        };
+        client
+            .properties
+            .entry("auto.offset.reset".into())
+            .or_insert_with(|| reset.into());
+        let settings =
+            ClientSettings::resolve(&client, CONSUMER_DEFAULTS, &default_client_id, &env)?;
+        if settings.property("enable.auto.offset.store") != Some("false") {
+            return Err(CoreError::invalid_config(
+                "enable.auto.offset.store",
+                "must stay false: offsets are stored only after messages are handled",
+            ));
+        }
+
+        let dead_letters = match options.dead_letter {
+            DeadLetter::Off => None,
+            _ => {
+                let producer_options = ProducerOptions {
+                    client: ClientOptions {
+                        brokers: Some(settings.brokers.clone()),
+                        client_id: Some(format!("{}-dlq", settings.client_id)),
+                        log_level: Some(settings.log_level),
+                        properties: producer_properties(&options.client.properties),
+                    },
+                    ..ProducerOptions::default()
+                };
+                Some(Producer::with_env(producer_options, sink.clone(), &env)?)
+            }
+        };
+
+        let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
+        let (joined, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            name: Arc::from(settings.client_id.as_str()),
+            group_id,
+            options,
+            log,
+            counters: Counters::default(),
+            in_flight: AtomicUsize::new(0),
+            tracker: Mutex::new(OffsetTracker::default()),
+            user_paused: AtomicBool::new(false),
+            backpressured: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            joined,
+            consumer: Mutex::new(None),
+            assignment: Mutex::new(Vec::new()),
+        });
+        let hooks = ConsumerHooks {
+            kafka: KafkaContext::new(shared.span().clone()),
+            shared: Arc::downgrade(&shared),
+        };
+        let consumer: BaseConsumer<ConsumerHooks> = settings
+            .to_rdkafka()
+            .create_with_context(hooks)
+            .map_err(|error| settings.config_error(&error))?;
+        let topics: Vec<&str> = shared.options.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|error| CoreError::kafka("cannot subscribe", &error))?;
+        let consumer = Arc::new(consumer);
+        if let Ok(mut slot) = shared.consumer.lock() {
+            *slot = Some(consumer.clone());
+        }
+        shared.span().in_scope(|| {
+            tracing::info!("Kafka consumer connected: {}", shared.name);
+            for topic in &shared.options.topics {
+                tracing::info!("Subscribed to topic: {topic} (group {})", shared.group_id);
+            }
+        });
+
+        let runtime = tokio::runtime::Handle::current();
+        let (to_dispatcher, from_poller) = mpsc::unbounded_channel();
+        let dispatcher = Dispatcher::new(shared.clone(), handler, dead_letters.clone());
+        let dispatched = runtime.spawn(
+            dispatcher
+                .run(from_poller)
+                .instrument(shared.span().clone()),
+        );
+        let (stop, stop_requested) = oneshot::channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let poller_shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("kafka-consumer-{}", shared.name))
+            .spawn(move || {
+                let span = poller_shared.span().clone();
+                span.in_scope(|| {
+                    poll_loop(&poller_shared, consumer, to_dispatcher, stop_requested)
+                });
+                // The dispatcher ends once the channel closes and its work drains.
+                let _ = runtime.block_on(dispatched);
+                if let Some(producer) = dead_letters {
+                    let _ = runtime.block_on(producer.disconnect(Duration::from_secs(10)));
+                }
+                span.in_scope(|| tracing::info!("Kafka consumer closed: {}", poller_shared.name));
+                let _ = stopped_tx.send(());
+            })
+            .map_err(|error| {
+                CoreError::Internal(format!("cannot start the consumer thread: {error}"))
+            })?;
+
+        let handle = ConsumerHandle {
+            shared: shared.clone(),
+            stop: Mutex::new(Some(stop)),
+            stopped: tokio::sync::Mutex::new(Some(stopped)),
+        };
+        let mut joined = shared.joined.subscribe();
+        let join_timeout = shared.options.join_timeout;
+        let outcome = tokio::time::timeout(join_timeout, joined.wait_for(|joined| *joined))
+            .await
+            .map(|seen| seen.is_ok());
+        match outcome {
+            Ok(true) => Ok(handle),
+            _ => {
+                handle.close().await?;
+                Err(CoreError::TimedOut(format!(
+                    "consumer did not join group `{}` within {} ms",
+                    shared.group_id,
+                    join_timeout.as_millis()
+                )))
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.shared.group_id
+    }
+
+    /// Stops handing out messages; in-flight ones finish. Fetching pauses.
+    pub fn pause(&self) {
+        self.shared.user_paused.store(true, Ordering::Release);
+    }
+
+    pub fn resume(&self) {
+        self.shared.user_paused.store(false, Ordering::Release);
+    }
+
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.shared
+            .assignment
+            .lock()
+            .map(|assignment| assignment.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> ConsumerStats {
+        let counters = &self.shared.counters;
+        let lag = self.lag();
+        ConsumerStats {
+            received: counters.received.load(Ordering::Relaxed),
+            processed: counters.processed.load(Ordering::Relaxed),
+            retried: counters.retried.load(Ordering::Relaxed),
+            dead_lettered: counters.dead_lettered.load(Ordering::Relaxed),
+            skipped: counters.skipped.load(Ordering::Relaxed),
+            in_flight: self.shared.in_flight.load(Ordering::Relaxed) as u64,
+            paused: self.shared.user_paused.load(Ordering::Relaxed)
+                || self.shared.backpressured.load(Ordering::Relaxed),
+            lag,
+        }
+    }
+
+    fn lag(&self) -> Vec<PartitionLag> {
+        let consumer = self
+            .shared
+            .consumer
+            .lock()
+            .ok()
+            .and_then(|guard| guard.clone());
+        let Some(consumer) = consumer else {
+            return Vec::new();
+        };
+        let positions: HashMap<PartitionKey, i64> = consumer
+            .position()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .filter_map(|element| match element.offset() {
+                        Offset::Offset(offset) => {
+                            Some(((element.topic().to_string(), element.partition()), offset))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stored: HashMap<PartitionKey, Option<i64>> = self
+            .shared
+            .tracker
+            .lock()
+            .map(|tracker| {
+                tracker
+                    .partitions
+                    .iter()
+                    .map(|(key, partition)| {
+                        (
+                            key.clone(),
+                            partition
+                                .outstanding
+                                .keys()
+                                .next()
+                                .copied()
+                                .or(partition.stored.map(|offset| offset + 1)),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.assignment()
+            .into_iter()
+            .map(|(topic, partition)| {
+                let key = (topic.clone(), partition);
+                let high = watermark_high(&consumer, &topic, partition);
+                let next = stored
+                    .get(&key)
+                    .copied()
+                    .flatten()
+                    .or_else(|| positions.get(&key).copied());
+                let lag = match (high, next) {
+                    (Some(high), Some(next)) => (high - next).max(0),
+                    (Some(high), None) => high.max(0),
+                    _ => 0,
+                };
+                PartitionLag {
+                    topic,
+                    partition,
+                    lag,
+                }
+            })
+            .collect()
+    }
+
+    /// Stops fetching, lets in-flight messages finish (up to the drain
+    /// timeout), commits, and leaves the group. Idempotent.
+    pub async fn close(&self) -> Result<()> {
+        self.shared.closing.store(true, Ordering::Release);
+        if let Some(stop) = self.stop.lock().ok().and_then(|mut guard| guard.take()) {
+            let _ = stop.send(());
+        }
+        let mut stopped = self.stopped.lock().await;
+        if let Some(receiver) = stopped.take() {
+            let _ = receiver.await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ConsumerHandle {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::Release);
+        if let Some(stop) = self.stop.get_mut().ok().and_then(Option::take) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Producer settings for the dead-letter producer: the consumer's security
+/// settings carry over, consumer-only ones do not.
+fn producer_properties(consumer: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    consumer
+        .iter()
+        .filter(|(key, _)| {
+            key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.")
+        })
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+fn watermark_high(
+    consumer: &BaseConsumer<ConsumerHooks>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: `consumer` is alive for the call; librdkafka reads the cached
+    // watermarks of the partition (no network I/O) into the two out-params.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// A received message on its way to the dispatcher, with its validation.
+struct Work {
+    message: Arc<ReceivedMessage>,
+    generation: u64,
+    verdict: std::result::Result<ValueForm, (String, String)>,
+}
+
+fn poll_loop(
+    shared: &Arc<Shared>,
+    consumer: Arc<BaseConsumer<ConsumerHooks>>,
+    to_dispatcher: mpsc::UnboundedSender<Work>,
+    mut stop_requested: oneshot::Receiver<()>,
+) {
+    let max_in_flight = shared.options.max_in_flight;
+    let resume_below = (max_in_flight / 2).max(1);
+    let mut fetching_paused = false;
+    loop {
+        let stop = !matches!(
+            stop_requested.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        if stop || shared.closing.load(Ordering::Acquire) {
+            break;
+        }
+        let in_flight = shared.in_flight.load(Ordering::Acquire);
+        if in_flight >= max_in_flight {
+            shared.backpressured.store(true, Ordering::Release);
+        } else if in_flight < resume_below {
+            shared.backpressured.store(false, Ordering::Release);
+        }
+        let want_paused = shared.user_paused.load(Ordering::Acquire)
+            || shared.backpressured.load(Ordering::Acquire);
+        if want_paused != fetching_paused {
+            if let Ok(assignment) = consumer.assignment() {
+                let outcome = if want_paused {
+                    consumer.pause(&assignment)
+                } else {
+                    consumer.resume(&assignment)
+                };
+                match outcome {
+                    Ok(()) => {
+                        fetching_paused = want_paused;
+                        tracing::debug!(
+                            "Fetching {}",
+                            if want_paused { "paused" } else { "resumed" }
+                        );
+                    }
+                    Err(error) => tracing::warn!(
+                        "could not {} fetching: {error}",
+                        if want_paused { "pause" } else { "resume" }
+                    ),
+                }
+            }
+        }
+        match consumer.poll(POLL_INTERVAL) {
+            None => {}
+            Some(Err(error)) => tracing::warn!("Kafka consumer error: {error}"),
+            Some(Ok(message)) => {
+                let key = (message.topic().to_string(), message.partition());
+                let offset = message.offset();
+                if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || want_paused {
+                    // Fetched before the pause took effect: hand it back, it
+                    // is fetched again on resume.
+                    let _ = consumer.seek(
+                        &key.0,
+                        key.1,
+                        Offset::Offset(offset),
+                        Duration::from_secs(1),
+                    );
+                    continue;
+                }
+                let generation = match shared.tracker.lock() {
+                    Ok(mut tracker) => match tracker.generation(&key) {
+                        Some(generation) if tracker.received(&key, offset) => generation,
+                        _ => continue,
+                    },
+                    Err(_) => continue,
+                };
+                shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                shared.counters.received.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    "Received message from topic: {}, partition: {}, offset: {offset}",
+                    key.0,
+                    key.1
+                );
+                let received = ReceivedMessage {
+                    topic: key.0,
+                    partition: key.1,
+                    offset,
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec),
+                    headers: message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|header| {
+                                    (header.key.to_string(), header.value.map(<[u8]>::to_vec))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    timestamp: message.timestamp().to_millis(),
+                };
+                let verdict = match shared.options.schema.decode(received.payload.as_deref()) {
+                    Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
+                    Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
+                    Ok(Decoded::Null) => Ok(ValueForm::Null),
+                    Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
+                };
+                let work = Work {
+                    message: Arc::new(received),
+                    generation,
+                    verdict,
+                };
+                if to_dispatcher.send(work).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // Closing: no more fetching; let what was handed out finish, then commit.
+    if let Ok(assignment) = consumer.assignment() {
+        let _ = consumer.pause(&assignment);
+    }
+    drop(to_dispatcher);
+    let deadline = Instant::now() + shared.options.drain_timeout;
+    while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        // Keep serving librdkafka's callbacks while waiting.
+        let _ = consumer.poll(Duration::from_millis(10));
+    }
+    let left = shared.in_flight.load(Ordering::Acquire);
+    if left > 0 {
+        tracing::warn!("Closing with {left} message(s) still in flight after the drain timeout; they will be redelivered");
+    }
+    commit_stored(&consumer, "close");
+    consumer.unsubscribe();
+    if let Ok(mut slot) = shared.consumer.lock() {
+        slot.take();
+    }
+    // The last reference: dropping it closes the consumer (leaves the group) here.
+    drop(consumer);
+}
+
+/// Runs the handler for received messages: per-key lanes up to
+/// `concurrency`, or sequential batches.
+struct Dispatcher {
+    shared: Arc<Shared>,
+    handler: Arc<dyn MessageHandler>,
+    dead_letters: Option<Arc<Producer>>,
+}
+
+type LaneKey = (String, i32, Option<Vec<u8>>);
+
+#[derive(Default)]
+struct Lanes {
+    queues: HashMap<LaneKey, VecDeque<Work>>,
+    active: HashSet<LaneKey>,
+    waiting: VecDeque<LaneKey>,
+}
+
+impl Dispatcher {
+    fn new(
+        shared: Arc<Shared>,
+        handler: Arc<dyn MessageHandler>,
+        dead_letters: Option<Arc<Producer>>,
+    ) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            shared,
+            handler,
+            dead_letters,
+        })
+    }
+
+    async fn run(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Work>) {
+        match self.shared.options.batch {
+            Some(batch) => self.run_batches(&mut incoming, batch).await,
+            None => self.run_lanes(&mut incoming).await,
+        }
+    }
+
+    async fn run_lanes(self: &Arc<Self>, incoming: &mut mpsc::UnboundedReceiver<Work>) {
+        let lanes = Arc::new(Mutex::new(Lanes::default()));
+        let (lane_done, mut lanes_done) = mpsc::unbounded_channel::<()>();
+        let concurrency = if self.shared.options.concurrency <= 1 {
+            1
+        } else {
+            self.shared.options.concurrency
+        };
+        let mut running = 0usize;
+        let mut open = true;
+        while open || running > 0 {
+            tokio::select! {
+                work = incoming.recv(), if open => match work {
+                    Some(work) => {
+                        let key = if concurrency == 1 {
+                            (String::new(), 0, None)
+                        } else {
+                            (work.message.topic.clone(), work.message.partition, work.message.key.clone())
+                        };
+                        if let Ok(mut lanes) = lanes.lock() {
+                            let queue = lanes.queues.entry(key.clone()).or_default();
+                            queue.push_back(work);
+                            if queue.len() == 1 && !lanes.active.contains(&key) {
+                                lanes.waiting.push_back(key);
+                            }
+                        }
+                    }
+                    None => open = false,
+                },
+                Some(()) = lanes_done.recv(), if running > 0 => running -= 1,
+            }
+            // Start lanes while there is room.
+            while running < concurrency {
+                let next = lanes.lock().ok().and_then(|mut lanes| {
+                    let key = lanes.waiting.pop_front()?;
+                    lanes.active.insert(key.clone());
+                    Some(key)
+                });
+                let Some(key) = next else { break };
+                running += 1;
+                let dispatcher = self.clone();
+                let lanes = lanes.clone();
+                let done = lane_done.clone();
+                tokio::spawn(
+                    async move {
+                        dispatcher.drain_lane(&lanes, key).await;
+                        let _ = done.send(());
+                    }
+                    .instrument(tracing::Span::current()),
+                );
+            }
+        }
+    }
+
+    async fn drain_lane(&self, lanes: &Mutex<Lanes>, key: LaneKey) {
+        loop {
+            let work = match lanes.lock() {
+                Ok(mut lanes) => match lanes.queues.get_mut(&key).and_then(VecDeque::pop_front) {
+                    Some(work) => work,
+                    None => {
+                        lanes.queues.remove(&key);
+                        lanes.active.remove(&key);
+                        return;
+                    }
+                },
+                Err(_) => return,
+            };
+            self.process(vec![work]).await;
+        }
+    }
+
+    async fn run_batches(&self, incoming: &mut mpsc::UnboundedReceiver<Work>, batch: BatchOptions) {
+        loop {
+            let Some(first) = incoming.recv().await else {
+                return;
+            };
+            let mut works = vec![first];
+            let deadline = tokio::time::Instant::now() + batch.max_wait;
+            while works.len() < batch.max_messages {
+                match tokio::time::timeout_at(deadline, incoming.recv()).await {
+                    Ok(Some(work)) => works.push(work),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.process(works).await;
+        }
+    }
+
+    /// Handles messages (one, or a batch): invalid ones go to the dead-letter
+    /// topic at once; valid ones get the handler with retries, then the
+    /// dead-letter topic. Every message's offset is released at the end.
+    async fn process(&self, works: Vec<Work>) {
+        let (valid, invalid): (Vec<Work>, Vec<Work>) =
+            works.into_iter().partition(|work| work.verdict.is_ok());
+        for work in &invalid {
+            if let Err((code, reason)) = &work.verdict {
+                tracing::warn!(
+                    "Invalid message from topic: {}, partition: {}, offset: {}: {reason}",
+                    work.message.topic,
+                    work.message.partition,
+                    work.message.offset
+                );
+                self.park(work, code, reason, 0).await;
+            }
+        }
+        if !valid.is_empty() && !self.skip_if_revoked(&valid) {
+            self.handle_with_retries(&valid).await;
+        }
+        for work in invalid.iter().chain(valid.iter()) {
+            self.shared.finish(&work.message, work.generation);
+        }
+    }
+
+    /// Messages of a partition revoked since they arrived are not handled:
+    /// the partition's new owner receives them again.
+    fn skip_if_revoked(&self, works: &[Work]) -> bool {
+        let Ok(tracker) = self.shared.tracker.lock() else {
+            return false;
+        };
+        works.iter().all(|work| {
+            tracker.generation(&(work.message.topic.clone(), work.message.partition))
+                != Some(work.generation)
+        })
+    }
+
+    async fn handle_with_retries(&self, works: &[Work]) {
+        let retry = self.shared.options.retry;
+        let mut attempt = 1u32;
+        loop {
+            let deliveries = works
+                .iter()
+                .map(|work| Delivery {
+                    message: work.message.clone(),
+                    form: work.verdict.clone().unwrap_or(ValueForm::Raw),
+                    attempt,
+                })
+                .collect();
+            match self.handler.handle(deliveries).await {
+                Ok(()) => {
+                    self.shared
+                        .counters
+                        .processed
+                        .fetch_add(works.len() as u64, Ordering::Relaxed);
+                    return;
+                }
+                Err(failure)
+                    if attempt <= retry.retries && !self.shared.closing.load(Ordering::Acquire) =>
+                {
+                    let pause = retry.backoff(attempt);
+                    tracing::warn!(
+                        "Handler failed for {} (attempt {attempt}): {}; retrying in {} ms",
+                        describe_works(works),
+                        failure.message,
+                        pause.as_millis()
+                    );
+                    self.shared
+                        .counters
+                        .retried
+                        .fetch_add(works.len() as u64, Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(failure) => {
+                    tracing::error!(
+                        "Handler failed for {} after {attempt} attempt(s): {}",
+                        describe_works(works),
+                        failure.message
+                    );
+                    for work in works {
+                        self.park(work, "ERR_HANDLER_FAILED", &failure.message, attempt)
+                            .await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes a message to the dead-letter topic, retrying until it is
+    /// acknowledged (so its offset may be stored), or skips it when the
+    /// dead-letter topic is off.
+    async fn park(&self, work: &Work, code: &str, reason: &str, attempts: u32) {
+        let message = &work.message;
+        let (Some(producer), Some(topic)) = (
+            &self.dead_letters,
+            self.shared.options.dead_letter.topic_for(&message.topic),
+        ) else {
+            self.shared.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "Skipped message from topic: {}, partition: {}, offset: {} ({code})",
+                message.topic,
+                message.partition,
+                message.offset
+            );
+            return;
+        };
+        let mut headers = message.headers.clone();
+        let mut add =
+            |name: &str, value: String| headers.push((name.to_string(), Some(value.into_bytes())));
+        add("x-dlq-error-code", code.to_string());
+        add("x-dlq-error-message", truncate(reason, 1000));
+        add("x-dlq-original-topic", message.topic.clone());
+        add("x-dlq-original-partition", message.partition.to_string());
+        add("x-dlq-original-offset", message.offset.to_string());
+        if let Some(timestamp) = message.timestamp {
+            add("x-dlq-original-timestamp", timestamp.to_string());
+        }
+        add("x-dlq-consumer-group", self.shared.group_id.clone());
+        add("x-dlq-attempts", attempts.to_string());
+        let outgoing = OutgoingMessage {
+            topic,
+            key: message.key.clone(),
+            value: message.payload.clone(),
+            headers,
+            partition: None,
+            timestamp: message.timestamp,
+        };
+        let mut failures = 0u32;
+        loop {
+            match producer.send(vec![outgoing.clone()]).await {
+                Ok(_) => {
+                    self.shared
+                        .counters
+                        .dead_lettered
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "Message from topic: {}, partition: {}, offset: {} parked in {} ({code})",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        outgoing.topic
+                    );
+                    return;
+                }
+                Err(error) => {
+                    failures += 1;
+                    let pause = self
+                        .shared
+                        .options
+                        .retry
+                        .backoff(failures)
+                        .max(Duration::from_millis(100));
+                    tracing::error!(
+                        "Cannot write to dead-letter topic {}: {error}; offset {} of {}[{}] is held back, retrying in {} ms",
+                        outgoing.topic,
+                        message.offset,
+                        message.topic,
+                        message.partition,
+                        pause.as_millis()
+                    );
+                    if self.shared.closing.load(Ordering::Acquire) {
+                        // Leave the offset unstored: the message is redelivered after a restart.
+                        return self.abandon(work);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// Gives up on a message without storing its offset (and without ever
+    /// letting a later offset of its partition be stored past it).
+    fn abandon(&self, work: &Work) {
+        if let Ok(mut tracker) = self.shared.tracker.lock() {
+            let key = (work.message.topic.clone(), work.message.partition);
+            if tracker.generation(&key) == Some(work.generation) {
+                let left = tracker.revoke(&key);
+                self.shared.in_flight.fetch_sub(left, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+fn describe_works(works: &[Work]) -> String {
+    match works {
+        [work] => format!(
+            "{}[{}]@{}",
+            work.message.topic, work.message.partition, work.message.offset
+        ),
+        _ => format!("a batch of {} messages", works.len()),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            retries: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+        };
+        let pauses: Vec<u128> = (1..=5)
+            .map(|attempt| policy.backoff(attempt).as_millis())
+            .collect();
+        assert_eq!(pauses, vec![100, 200, 400, 500, 500]);
+        assert_eq!(policy.backoff(1000), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_stored_offset_is_the_contiguous_low_watermark() {
+        let mut tracker = OffsetTracker::default();
+        let key = ("t".to_string(), 0);
+        let generation = tracker.assign(key.clone());
+        for offset in 10..15 {
+            assert!(tracker.received(&key, offset));
+        }
+        assert_eq!(tracker.finished(&key, generation, 12), (true, None));
+        assert_eq!(tracker.finished(&key, generation, 10), (true, Some(10)));
+        assert_eq!(tracker.finished(&key, generation, 11), (true, Some(12)));
+        assert_eq!(tracker.finished(&key, generation, 14), (true, None));
+        assert_eq!(tracker.outstanding(&key), 1);
+        assert_eq!(tracker.finished(&key, generation, 13), (true, Some(14)));
+        assert_eq!(tracker.outstanding(&key), 0);
+    }
+
+    #[test]
+    fn finishes_from_before_a_revoke_are_ignored() {
+        let mut tracker = OffsetTracker::default();
+        let key = ("t".to_string(), 1);
+        let old = tracker.assign(key.clone());
+        tracker.received(&key, 5);
+        assert_eq!(tracker.revoke(&key), 1);
+        let new = tracker.assign(key.clone());
+        assert_ne!(old, new);
+        assert_eq!(tracker.finished(&key, old, 5), (false, None));
+        assert!(!tracker.received(&("other".to_string(), 0), 1));
+    }
+
+    #[test]
+    fn options_are_validated() {
+        let mut options = ConsumerOptions::new(vec![]);
+        assert!(options.validate().is_err());
+        options.topics = vec!["movie-events".into()];
+        assert!(options.validate().is_ok());
+        options.concurrency = 0;
+        assert!(options.validate().is_err());
+        options.concurrency = 4;
+        options.dead_letter = DeadLetter::Topic("movie-events".into());
+        assert!(options.validate().is_err());
+        options.dead_letter = DeadLetter::PerTopic;
+        options.batch = Some(BatchOptions {
+            max_messages: 5000,
+            max_wait: Duration::from_millis(10),
+        });
+        assert!(options.validate().is_err());
+    }
+
+    #[test]
+    fn long_reasons_are_truncated_on_a_character_boundary() {
+        let text = "é".repeat(600);
+        let cut = truncate(&text, 1001);
+        assert!(cut.len() <= 1004);
+        assert!(cut.ends_with('…'));
+    }
+}
