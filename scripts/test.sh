@@ -7,5 +7,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/ensure-deps.sh
 npm run --silent build
-cargo test --release --no-default-features
+cargo test --release
 scripts/with-broker.sh npx jest --runInBand "$@"

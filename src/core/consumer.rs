@@ -16,8 +16,10 @@ use crate::core::producer::{OutgoingMessage, Producer, ProducerOptions};
 use crate::core::schema::{Decoded, PayloadSchema};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::Offset;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -41,7 +43,8 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.partition.eof", "false"),
 ];
 
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the poll thread waits for events when no message was taken.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -359,6 +362,9 @@ struct Shared {
     /// Set by the poll thread: the live consumer, for offset stores and stats.
     consumer: Mutex<Option<Arc<BaseConsumer<ConsumerHooks>>>>,
     assignment: Mutex<Vec<PartitionKey>>,
+    /// One librdkafka queue per assigned partition, so messages are taken
+    /// only when there is room while rebalance events keep flowing.
+    queues: Mutex<Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>>,
 }
 
 impl Shared {
@@ -446,6 +452,9 @@ impl ConsumerContext for ConsumerHooks {
             if let Ok(mut assignment) = shared.assignment.lock() {
                 assignment.retain(|key| !revoked.contains(key));
             }
+            if let Ok(mut queues) = shared.queues.lock() {
+                queues.retain(|(key, _)| !revoked.contains(key));
+            }
         }
     }
 
@@ -469,9 +478,27 @@ impl ConsumerContext for ConsumerHooks {
                 if let Ok(mut assignment) = shared.assignment.lock() {
                     assignment.extend(assigned.iter().cloned());
                 }
-                if shared.user_paused.load(Ordering::Acquire)
-                    || shared.backpressured.load(Ordering::Acquire)
+                // librdkafka knows a partition's queue only once it is assigned;
+                // its fetcher has not delivered anything yet at this point.
+                let shared_consumer = shared.consumer.lock().ok().and_then(|guard| guard.clone());
+                if let (Some(shared_consumer), Ok(mut queues)) =
+                    (shared_consumer, shared.queues.lock())
                 {
+                    for key in &assigned {
+                        if queues.iter().any(|(existing, _)| existing == key) {
+                            continue;
+                        }
+                        match shared_consumer.split_partition_queue(&key.0, key.1) {
+                            Some(queue) => queues.push((key.clone(), queue)),
+                            None => tracing::warn!(
+                                "no queue for {}[{}]; its messages come through the main queue",
+                                key.0,
+                                key.1
+                            ),
+                        }
+                    }
+                }
+                if shared.user_paused.load(Ordering::Acquire) {
                     if let Err(error) = consumer.pause(partitions) {
                         tracing::warn!("could not pause newly assigned partitions: {error}");
                     }
@@ -600,6 +627,7 @@ impl ConsumerHandle {
             joined,
             consumer: Mutex::new(None),
             assignment: Mutex::new(Vec::new()),
+            queues: Mutex::new(Vec::new()),
         });
         let hooks = ConsumerHooks {
             kafka: KafkaContext::new(shared.span().clone()),
@@ -860,8 +888,8 @@ fn poll_loop(
     mut stop_requested: oneshot::Receiver<()>,
 ) {
     let max_in_flight = shared.options.max_in_flight;
-    let resume_below = (max_in_flight / 2).max(1);
     let mut fetching_paused = false;
+    let mut next_queue = 0usize;
     loop {
         let stop = !matches!(
             stop_requested.try_recv(),
@@ -870,104 +898,103 @@ fn poll_loop(
         if stop || shared.closing.load(Ordering::Acquire) {
             break;
         }
-        let in_flight = shared.in_flight.load(Ordering::Acquire);
-        if in_flight >= max_in_flight {
-            shared.backpressured.store(true, Ordering::Release);
-        } else if in_flight < resume_below {
-            shared.backpressured.store(false, Ordering::Release);
-        }
-        let want_paused = shared.user_paused.load(Ordering::Acquire)
-            || shared.backpressured.load(Ordering::Acquire);
-        if want_paused != fetching_paused {
+        let user_paused = shared.user_paused.load(Ordering::Acquire);
+        if user_paused != fetching_paused {
             if let Ok(assignment) = consumer.assignment() {
-                let outcome = if want_paused {
+                let outcome = if user_paused {
                     consumer.pause(&assignment)
                 } else {
                     consumer.resume(&assignment)
                 };
                 match outcome {
                     Ok(()) => {
-                        fetching_paused = want_paused;
-                        tracing::debug!(
-                            "Fetching {}",
-                            if want_paused { "paused" } else { "resumed" }
+                        fetching_paused = user_paused;
+                        tracing::info!(
+                            "Kafka consumer {}",
+                            if user_paused { "paused" } else { "resumed" }
                         );
                     }
                     Err(error) => tracing::warn!(
                         "could not {} fetching: {error}",
-                        if want_paused { "pause" } else { "resume" }
+                        if user_paused { "pause" } else { "resume" }
                     ),
                 }
             }
         }
-        match consumer.poll(POLL_INTERVAL) {
-            None => {}
-            Some(Err(error)) => tracing::warn!("Kafka consumer error: {error}"),
-            Some(Ok(message)) => {
-                let key = (message.topic().to_string(), message.partition());
-                let offset = message.offset();
-                if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || want_paused {
-                    // Fetched before the pause took effect: hand it back, it
-                    // is fetched again on resume.
-                    let _ = consumer.seek(
-                        &key.0,
-                        key.1,
-                        Offset::Offset(offset),
-                        Duration::from_secs(1),
-                    );
-                    continue;
+
+        // Take messages only while there is room: the rest wait in
+        // librdkafka's bounded prefetch, which stops fetching when full.
+        let mut taken = 0usize;
+        let mut room = max_in_flight.saturating_sub(shared.in_flight.load(Ordering::Acquire));
+        shared.backpressured.store(room == 0, Ordering::Release);
+        if !user_paused && room > 0 {
+            if let Ok(queues) = shared.queues.lock() {
+                let count = queues.len();
+                for step in 0..count {
+                    let index = (next_queue + step) % count;
+                    let mut from_this_queue = 0;
+                    while room > 0 && from_this_queue < 256 {
+                        match queues[index].1.poll(Duration::ZERO) {
+                            Some(Ok(message)) => {
+                                if !accept(shared, &to_dispatcher, &message) {
+                                    return finish_polling(shared, consumer, to_dispatcher, queues);
+                                }
+                                room -= 1;
+                                taken += 1;
+                                from_this_queue += 1;
+                            }
+                            Some(Err(error)) => {
+                                tracing::warn!("Kafka consumer error: {error}");
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                 }
-                let generation = match shared.tracker.lock() {
-                    Ok(mut tracker) => match tracker.generation(&key) {
-                        Some(generation) if tracker.received(&key, offset) => generation,
-                        _ => continue,
-                    },
-                    Err(_) => continue,
-                };
-                shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                shared.counters.received.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    "Received message from topic: {}, partition: {}, offset: {offset}",
-                    key.0,
-                    key.1
-                );
-                let received = ReceivedMessage {
-                    topic: key.0,
-                    partition: key.1,
-                    offset,
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec),
-                    headers: message
-                        .headers()
-                        .map(|headers| {
-                            headers
-                                .iter()
-                                .map(|header| {
-                                    (header.key.to_string(), header.value.map(<[u8]>::to_vec))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    timestamp: message.timestamp().to_millis(),
-                };
-                let verdict = match shared.options.schema.decode(received.payload.as_deref()) {
-                    Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
-                    Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
-                    Ok(Decoded::Null) => Ok(ValueForm::Null),
-                    Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
-                };
-                let work = Work {
-                    message: Arc::new(received),
-                    generation,
-                    verdict,
-                };
-                if to_dispatcher.send(work).is_err() {
-                    break;
-                }
+                next_queue = next_queue.wrapping_add(1);
             }
         }
+        // Serve rebalances, errors and logs; wait a little when idle.
+        let wait = if taken > 0 { Duration::ZERO } else { IDLE_WAIT };
+        match consumer.poll(wait) {
+            None => {}
+            Some(Err(error)) => tracing::warn!("Kafka consumer error: {error}"),
+            // A partition not split (yet): handle its message all the same.
+            Some(Ok(message)) if !accept(shared, &to_dispatcher, &message) => break,
+            Some(Ok(_)) => {}
+        }
     }
-    // Closing: no more fetching; let what was handed out finish, then commit.
+    let queues = shared
+        .queues
+        .lock()
+        .map(|mut queues| std::mem::take(&mut *queues))
+        .unwrap_or_default();
+    finish_close(shared, consumer, to_dispatcher, queues);
+}
+
+/// Stops polling because the dispatcher is gone (the consumer is closing).
+fn finish_polling(
+    shared: &Arc<Shared>,
+    consumer: Arc<BaseConsumer<ConsumerHooks>>,
+    to_dispatcher: mpsc::UnboundedSender<Work>,
+    queues: std::sync::MutexGuard<'_, Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>>,
+) {
+    drop(queues);
+    let queues = shared
+        .queues
+        .lock()
+        .map(|mut queues| std::mem::take(&mut *queues))
+        .unwrap_or_default();
+    finish_close(shared, consumer, to_dispatcher, queues);
+}
+
+/// Closing: no more fetching; let what was handed out finish, commit, leave.
+fn finish_close(
+    shared: &Arc<Shared>,
+    consumer: Arc<BaseConsumer<ConsumerHooks>>,
+    to_dispatcher: mpsc::UnboundedSender<Work>,
+    queues: Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>,
+) {
     if let Ok(assignment) = consumer.assignment() {
         let _ = consumer.pause(&assignment);
     }
@@ -982,12 +1009,70 @@ fn poll_loop(
         tracing::warn!("Closing with {left} message(s) still in flight after the drain timeout; they will be redelivered");
     }
     commit_stored(&consumer, "close");
+    // Partition queues hold the consumer: release them before it closes.
+    drop(queues);
     consumer.unsubscribe();
     if let Ok(mut slot) = shared.consumer.lock() {
         slot.take();
     }
     // The last reference: dropping it closes the consumer (leaves the group) here.
     drop(consumer);
+}
+
+/// Registers a received message and hands it to the dispatcher; `false` when
+/// the dispatcher is gone.
+fn accept(
+    shared: &Shared,
+    to_dispatcher: &mpsc::UnboundedSender<Work>,
+    message: &BorrowedMessage<'_>,
+) -> bool {
+    let key = (message.topic().to_string(), message.partition());
+    let offset = message.offset();
+    let generation = match shared.tracker.lock() {
+        Ok(mut tracker) => match tracker.generation(&key) {
+            Some(generation) if tracker.received(&key, offset) => generation,
+            // Not (or no longer) ours: the partition's owner will receive it.
+            _ => return true,
+        },
+        Err(_) => return true,
+    };
+    shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    shared.counters.received.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(
+        "Received message from topic: {}, partition: {}, offset: {offset}",
+        key.0,
+        key.1
+    );
+    let received = ReceivedMessage {
+        topic: key.0,
+        partition: key.1,
+        offset,
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: message.timestamp().to_millis(),
+    };
+    let verdict = match shared.options.schema.decode(received.payload.as_deref()) {
+        Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
+        Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
+        Ok(Decoded::Null) => Ok(ValueForm::Null),
+        Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
+    };
+    to_dispatcher
+        .send(Work {
+            message: Arc::new(received),
+            generation,
+            verdict,
+        })
+        .is_ok()
 }
 
 /// Runs the handler for received messages: per-key lanes up to
@@ -1351,7 +1436,8 @@ mod tests {
         assert_eq!(tracker.finished(&key, generation, 10), (true, Some(10)));
         assert_eq!(tracker.finished(&key, generation, 11), (true, Some(12)));
         assert_eq!(tracker.finished(&key, generation, 14), (true, None));
-        assert_eq!(tracker.outstanding(&key), 1);
+        // 13 still runs; 14 waits behind it.
+        assert_eq!(tracker.outstanding(&key), 2);
         assert_eq!(tracker.finished(&key, generation, 13), (true, Some(14)));
         assert_eq!(tracker.outstanding(&key), 0);
     }
