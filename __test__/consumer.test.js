@@ -3,7 +3,7 @@
 const { KafkaProducer, registerConsumer } = require('../index');
 const v8 = require('node:v8');
 const vm = require('node:vm');
-const { brokers, uniqueName, readTopic } = require('./helpers');
+const { brokers, uniqueName, readTopic, recordingLogger } = require('./helpers');
 
 jest.setTimeout(120000);
 
@@ -101,6 +101,51 @@ test('delivers parsed JSON with metadata and resolves after joining its group', 
     offset: 0,
   });
   expect(consumer.stats()).toMatchObject({ received: 1, processed: 1, inFlight: 0 });
+});
+
+test('logs as the platform does, with the consumer name as context', async () => {
+  const topic = await topicWith(1, 1, () => ({ key: 'k', value: { id: 1 } }));
+  const { lines, logger } = recordingLogger();
+  let handled = 0;
+  const consumer = await register(topic, () => void (handled += 1), {
+    clientId: 'movie-consumer',
+    logger,
+    logLevel: 'debug',
+  });
+  await eventually(() => handled === 1, { what: 'the message' });
+  await consumer.close();
+  const ours = lines
+    .filter((line) => line.context === 'movie-consumer')
+    .map((line) => `${line.level}: ${line.message}`);
+  expect(ours).toEqual(
+    expect.arrayContaining([
+      'info: Kafka consumer connected: movie-consumer',
+      expect.stringMatching(new RegExp(`^info: Subscribed to topic: ${topic}`)),
+      expect.stringMatching(new RegExp(`^debug: Received message from topic: ${topic}, partition: 0, offset: 0`)),
+      'info: Kafka consumer closed: movie-consumer',
+    ]),
+  );
+});
+
+test('a rebalance lets in-flight work finish and commits it: nothing is handled twice or skipped', async () => {
+  const total = 800;
+  const topic = await topicWith(4, total, (i) => ({ key: `k${i % 20}`, value: { id: i } }));
+  const groupId = uniqueName('rebalance');
+  const counts = new Map();
+  const handledBy = [0, 0];
+  const slowly = (member) => async (message) => {
+    await sleep(20);
+    counts.set(message.value.id, (counts.get(message.value.id) ?? 0) + 1);
+    handledBy[member] += 1;
+  };
+  await register(topic, slowly(0), { groupId, concurrency: 4, maxInFlight: 50 });
+  await eventually(() => counts.size >= 50, { what: 'the first member to make progress' });
+  // A second member joins mid-stream: partitions move while messages are in flight.
+  await register(topic, slowly(1), { groupId, concurrency: 4, maxInFlight: 50 });
+  await eventually(() => counts.size === total, { what: 'every message' });
+  expect(handledBy[1]).toBeGreaterThan(0);
+  const twice = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
+  expect(twice).toEqual([]);
 });
 
 test('at-least-once across a restart: everything is handled, duplicates only from in-flight work', async () => {
@@ -353,6 +398,31 @@ test('in-flight work stays within maxInFlight and memory stays flat with a slow 
   expect(maxSeen).toBeGreaterThan(maxInFlight / 2);
   // Memory does not grow with the number of messages: the last 80k cost no more than a bounded slack.
   expect(rssPeak - rssWarm).toBeLessThan(32 * 1024 * 1024);
+});
+
+test('stats report lag per partition while work is held up, and it drains', async () => {
+  const topic = await topicWith(1, 50, (i) => ({ key: 'k', value: { id: i } }));
+  /** @type {() => void} */
+  let release = () => {};
+  const gate = new Promise((resolve) => {
+    release = () => resolve(undefined);
+  });
+  let handled = 0;
+  const consumer = await register(
+    topic,
+    async () => {
+      await gate;
+      handled += 1;
+    },
+    { maxInFlight: 1 },
+  );
+  await eventually(() => consumer.stats().inFlight === 1 && consumer.stats().lag[0]?.lag === 50, {
+    what: 'a lag of 50',
+  });
+  expect(consumer.stats()).toMatchObject({ received: 1, processed: 0, lag: [{ topic, partition: 0, lag: 50 }] });
+  release();
+  await eventually(() => handled === 50, { what: 'the backlog to drain' });
+  await eventually(() => consumer.stats().lag[0]?.lag === 0, { what: 'a lag of 0' });
 });
 
 test('bad arguments are rejected with codes', async () => {

@@ -1409,6 +1409,95 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::logging::{LogLevel, StderrSink};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use std::sync::atomic::AtomicU32;
+
+    struct AlwaysFails(AtomicU32);
+
+    impl MessageHandler for AlwaysFails {
+        fn handle(&self, _deliveries: Vec<Delivery>) -> HandlerFuture {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(HandlerFailure { message: "always fails".into() }) })
+        }
+    }
+
+    fn committed(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
+        let reader: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .create()
+            .ok()?;
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        partitions.add_partition(topic, 0);
+        let offsets = reader.committed_offsets(partitions, Duration::from_secs(5)).ok()?;
+        match offsets.elements().first()?.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    }
+
+    /// Fault injection needs the mock cluster: the dead-letter producer's
+    /// requests fail until the faults are used up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_dead_letter_topic_holds_the_offset_back_until_the_message_is_parked() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("source", 1, 1).unwrap();
+        cluster.create_topic("source.dlq", 1, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+
+        let mut producer_options = ProducerOptions::default();
+        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
+        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
+        producer
+            .send(vec![OutgoingMessage {
+                topic: "source".into(),
+                value: Some(b"{\"id\":1}".to_vec()),
+                ..Default::default()
+            }])
+            .await
+            .unwrap();
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+
+        // Every produce request now fails, non-retriably, until these run out.
+        cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 4]);
+
+        let mut options = ConsumerOptions::new(vec!["source".into()]);
+        options.client.brokers = Some(vec![bootstrap.clone()]);
+        options.client.log_level = Some(LogLevel::Off);
+        options.client.properties.insert("auto.commit.interval.ms".into(), "100".into());
+        options.group_id = Some("dlq-fault".into());
+        options.from_beginning = true;
+        options.retry = RetryPolicy {
+            retries: 0,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+        };
+        let handler = Arc::new(AlwaysFails(AtomicU32::new(0)));
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink)).await.unwrap();
+
+        let started = Instant::now();
+        while handler.0.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(handler.0.load(Ordering::SeqCst), 1);
+        // While the dead-letter topic refuses the message, nothing is committed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(consumer.stats().dead_lettered, 0);
+        assert_eq!(consumer.stats().in_flight, 1);
+        assert_eq!(tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")), None);
+
+        // Once the faults are used up, the message is parked and its offset committed.
+        let started = Instant::now();
+        while consumer.stats().dead_lettered == 0 && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(consumer.stats().dead_lettered, 1);
+        assert_eq!(handler.0.load(Ordering::SeqCst), 1, "the handler is not re-run for a dead-letter retry");
+        consumer.close().await.unwrap();
+        assert_eq!(tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")), Some(1));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
