@@ -1419,7 +1419,11 @@ mod tests {
     impl MessageHandler for AlwaysFails {
         fn handle(&self, _deliveries: Vec<Delivery>) -> HandlerFuture {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Err(HandlerFailure { message: "always fails".into() }) })
+            Box::pin(async {
+                Err(HandlerFailure {
+                    message: "always fails".into(),
+                })
+            })
         }
     }
 
@@ -1431,7 +1435,9 @@ mod tests {
             .ok()?;
         let mut partitions = rdkafka::TopicPartitionList::new();
         partitions.add_partition(topic, 0);
-        let offsets = reader.committed_offsets(partitions, Duration::from_secs(5)).ok()?;
+        let offsets = reader
+            .committed_offsets(partitions, Duration::from_secs(5))
+            .ok()?;
         match offsets.elements().first()?.offset() {
             Offset::Offset(offset) => Some(offset),
             _ => None,
@@ -1461,12 +1467,18 @@ mod tests {
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
 
         // Every produce request now fails, non-retriably, until these run out.
-        cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 4]);
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 4],
+        );
 
         let mut options = ConsumerOptions::new(vec!["source".into()]);
         options.client.brokers = Some(vec![bootstrap.clone()]);
         options.client.log_level = Some(LogLevel::Off);
-        options.client.properties.insert("auto.commit.interval.ms".into(), "100".into());
+        options
+            .client
+            .properties
+            .insert("auto.commit.interval.ms".into(), "100".into());
         options.group_id = Some("dlq-fault".into());
         options.from_beginning = true;
         options.retry = RetryPolicy {
@@ -1475,7 +1487,9 @@ mod tests {
             max_backoff: Duration::from_millis(200),
         };
         let handler = Arc::new(AlwaysFails(AtomicU32::new(0)));
-        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink)).await.unwrap();
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
+            .await
+            .unwrap();
 
         let started = Instant::now();
         while handler.0.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(20) {
@@ -1486,7 +1500,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(consumer.stats().dead_lettered, 0);
         assert_eq!(consumer.stats().in_flight, 1);
-        assert_eq!(tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")), None);
+        assert_eq!(
+            tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")),
+            None
+        );
 
         // Once the faults are used up, the message is parked and its offset committed.
         let started = Instant::now();
@@ -1494,9 +1511,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(consumer.stats().dead_lettered, 1);
-        assert_eq!(handler.0.load(Ordering::SeqCst), 1, "the handler is not re-run for a dead-letter retry");
+        assert_eq!(
+            handler.0.load(Ordering::SeqCst),
+            1,
+            "the handler is not re-run for a dead-letter retry"
+        );
         consumer.close().await.unwrap();
-        assert_eq!(tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")), Some(1));
+        assert_eq!(
+            tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")),
+            Some(1)
+        );
     }
 
     #[test]
