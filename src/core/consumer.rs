@@ -925,19 +925,24 @@ fn poll_loop(
         // Take messages only while there is room: the rest wait in
         // librdkafka's bounded prefetch, which stops fetching when full.
         let mut taken = 0usize;
+        let mut dispatcher_gone = false;
         let mut room = max_in_flight.saturating_sub(shared.in_flight.load(Ordering::Acquire));
         shared.backpressured.store(room == 0, Ordering::Release);
         if !user_paused && room > 0 {
             if let Ok(queues) = shared.queues.lock() {
                 let count = queues.len();
                 for step in 0..count {
+                    if dispatcher_gone {
+                        break;
+                    }
                     let index = (next_queue + step) % count;
                     let mut from_this_queue = 0;
                     while room > 0 && from_this_queue < 256 {
                         match queues[index].1.poll(Duration::ZERO) {
                             Some(Ok(message)) => {
                                 if !accept(shared, &to_dispatcher, &message) {
-                                    return finish_polling(shared, consumer, to_dispatcher, queues);
+                                    dispatcher_gone = true;
+                                    break;
                                 }
                                 room -= 1;
                                 taken += 1;
@@ -954,6 +959,9 @@ fn poll_loop(
                 next_queue = next_queue.wrapping_add(1);
             }
         }
+        if dispatcher_gone {
+            break;
+        }
         // Serve rebalances, errors and logs; wait a little when idle.
         let wait = if taken > 0 { Duration::ZERO } else { IDLE_WAIT };
         match consumer.poll(wait) {
@@ -964,22 +972,6 @@ fn poll_loop(
             Some(Ok(_)) => {}
         }
     }
-    let queues = shared
-        .queues
-        .lock()
-        .map(|mut queues| std::mem::take(&mut *queues))
-        .unwrap_or_default();
-    finish_close(shared, consumer, to_dispatcher, queues);
-}
-
-/// Stops polling because the dispatcher is gone (the consumer is closing).
-fn finish_polling(
-    shared: &Arc<Shared>,
-    consumer: Arc<BaseConsumer<ConsumerHooks>>,
-    to_dispatcher: mpsc::UnboundedSender<Work>,
-    queues: std::sync::MutexGuard<'_, Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>>,
-) {
-    drop(queues);
     let queues = shared
         .queues
         .lock()
