@@ -1107,11 +1107,8 @@ impl Dispatcher {
     async fn run_lanes(self: &Arc<Self>, incoming: &mut mpsc::UnboundedReceiver<Work>) {
         let lanes = Arc::new(Mutex::new(Lanes::default()));
         let (lane_done, mut lanes_done) = mpsc::unbounded_channel::<()>();
-        let concurrency = if self.shared.options.concurrency <= 1 {
-            1
-        } else {
-            self.shared.options.concurrency
-        };
+        // At least 1: `ConsumerOptions::validate` refuses 0.
+        let concurrency = self.shared.options.concurrency;
         let mut running = 0usize;
         let mut open = true;
         while open || running > 0 {
