@@ -1,0 +1,164 @@
+import { Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { type ConsumedMessage, type ConsumerHandle, type ConsumerStats, registerConsumer } from 'kafka-napi';
+import type { KafkaConsumerConfig } from './kafka-config';
+import { errorSummary } from './kafka-producer.service';
+import { toKafkaLogger } from './logger';
+
+/**
+ * What `handleMessage` receives: the message with its value already parsed and
+ * validated in Rust (see the consumer's `schema`). Named after kafkajs' type so
+ * handlers keep their signature when migrating.
+ */
+export type EachMessagePayload<Value = any> = ConsumedMessage & { value?: Value };
+
+/** Where a consumer is in its life. */
+export type KafkaConsumerState = 'idle' | 'starting' | 'running' | 'paused' | 'retrying' | 'closed';
+
+/** How long to wait before registering again after a failed attempt. */
+const RESTART_DELAY_MS = 5_000;
+
+/**
+ * The base of every consumer: extend it, call `super(config, name)` and
+ * implement `handleMessage`. It registers itself when its module starts (in the
+ * background, retrying every 5 s if the brokers are down, so the app never
+ * fails to boot because of Kafka) and drains, commits and leaves the group
+ * when the app shuts down.
+ *
+ * A message's offset is committed only after `handleMessage` resolves. When it
+ * throws, the message is retried (`retry` option) and finally parked in the
+ * dead-letter topic (`deadLetterTopic`, default `<topic>.dlq`); the consumer
+ * keeps going.
+ */
+export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModuleDestroy {
+  /** Nest logger with the consumer's name as context. */
+  protected readonly logger: Logger;
+  private handle: ConsumerHandle | undefined;
+  private starting: Promise<void> | undefined;
+  private currentState: KafkaConsumerState = 'idle';
+  private closing = false;
+  private lastError: string | undefined;
+  private readyWaiters: Array<() => void> = [];
+
+  protected constructor(
+    protected readonly consumerConfig: KafkaConsumerConfig,
+    protected readonly name: string,
+  ) {
+    this.logger = new Logger(name);
+  }
+
+  /** Handles one message; throw (or reject) to have it retried, then dead-lettered. */
+  protected abstract handleMessage(payload: EachMessagePayload): Promise<void>;
+
+  /**
+   * The message's value as `T`. Values are parsed (and validated, with a
+   * `schema`) in Rust before they arrive; a raw Buffer or string (`schema: 'raw'`)
+   * is parsed as JSON here.
+   */
+  protected parseMessage<T>(payload: EachMessagePayload): T {
+    const value = payload.value;
+    if (Buffer.isBuffer(value) || typeof value === 'string') {
+      try {
+        return JSON.parse(value.toString()) as T;
+      } catch (error) {
+        throw Object.assign(new Error(`message is not JSON: ${errorSummary(error)}`), { code: 'ERR_SERIALIZATION' });
+      }
+    }
+    return value as T;
+  }
+
+  onModuleInit(): void {
+    this.starting = this.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const wasRunning = this.currentState !== 'idle' && this.currentState !== 'closed';
+    this.closing = true;
+    this.currentState = 'closed';
+    await this.starting;
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle) {
+      await handle.close();
+      if (wasRunning) this.logger.log(`Kafka consumer closed: ${handle.name}`);
+    }
+  }
+
+  /** Resolves once the consumer has joined its group (or has been closed). */
+  ready(): Promise<void> {
+    if (this.currentState === 'running' || this.currentState === 'paused') return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** `running` once joined; `retrying` while the brokers cannot be reached. */
+  get state(): KafkaConsumerState {
+    return this.currentState;
+  }
+
+  /** Why the last registration attempt failed, while `retrying`. */
+  get error(): string | undefined {
+    return this.lastError;
+  }
+
+  /** Counters and lag, once running. */
+  stats(): ConsumerStats | undefined {
+    return this.handle?.stats();
+  }
+
+  /** Stops taking new messages (in-flight ones finish). */
+  pause(): void {
+    this.handle?.pause();
+    if (this.currentState === 'running') this.currentState = 'paused';
+  }
+
+  resume(): void {
+    this.handle?.resume();
+    if (this.currentState === 'paused') this.currentState = 'running';
+  }
+
+  private async start(): Promise<void> {
+    const { topics, ...options } = this.consumerConfig;
+    while (!this.closing) {
+      this.currentState = this.currentState === 'retrying' ? 'retrying' : 'starting';
+      try {
+        const handle = await registerConsumer(topics, (message) => this.dispatch(message), {
+          ...options,
+          logger: toKafkaLogger(this.logger),
+        });
+        if (this.closing) {
+          await handle.close();
+          return;
+        }
+        this.handle = handle;
+        this.currentState = 'running';
+        this.lastError = undefined;
+        this.logger.log(`Kafka consumer connected: ${handle.name} (group ${handle.groupId})`);
+        for (const topic of topics) this.logger.log(`Subscribed to topic: ${topic}`);
+        for (const resolve of this.readyWaiters.splice(0)) resolve();
+        return;
+      } catch (error) {
+        if (this.closing) return;
+        this.lastError = errorSummary(error);
+        this.currentState = 'retrying';
+        this.logger.error(`Could not start consumer (${this.lastError}); retrying in ${RESTART_DELAY_MS / 1000} s`);
+        await delay(RESTART_DELAY_MS);
+      }
+    }
+  }
+
+  private async dispatch(message: ConsumedMessage): Promise<void> {
+    this.logger.debug(`Received message from topic: ${message.topic}, partition: ${message.partition}`);
+    try {
+      await this.handleMessage(message);
+    } catch (error) {
+      this.logger.error(
+        `Failed to process ${message.topic}[${message.partition}]@${message.offset} (attempt ${message.attempt}): ${errorSummary(error)}`,
+      );
+      throw error;
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
