@@ -277,11 +277,13 @@ describe('configuration', () => {
       explicit: { clientId: 'explicit', brokers: ['other:9092', 'more:9093'] },
     });
 
+    // Without brokers the addon falls back to its embedded cluster (see embedded.test.js),
+    // except in production, where a missing setting must fail loudly.
     const missing = runNode(
       `const { KafkaProducer } = require('./index');
        try { new KafkaProducer(); console.log('null'); }
        catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
-      {},
+      { NODE_ENV: 'production' },
     );
     expect(missing).toMatchObject({ code: 'ERR_INVALID_CONFIG', message: expect.stringContaining('KAFKA_BROKERS') });
   });

@@ -132,8 +132,6 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
         this.handle = handle;
         this.currentState = 'running';
         this.lastError = undefined;
-        this.logger.log(`Kafka consumer connected: ${handle.name} (group ${handle.groupId})`);
-        for (const topic of topics) this.logger.log(`Subscribed to topic: ${topic}`);
         for (const resolve of this.readyWaiters.splice(0)) resolve();
         return;
       } catch (error) {

@@ -1,6 +1,7 @@
 //! Centralised client configuration: typed options, the environment and a
 //! librdkafka pass-through map, merged and validated in one place.
 
+use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::logging::LogLevel;
 use rdkafka::config::ClientConfig;
@@ -35,6 +36,8 @@ pub struct ClientOptions {
 #[derive(Clone)]
 pub struct ClientSettings {
     pub brokers: Vec<String>,
+    /// `brokers` is this process's embedded cluster (none were configured).
+    pub embedded: bool,
     pub client_id: String,
     pub log_level: LogLevel,
     properties: BTreeMap<String, String>,
@@ -82,21 +85,38 @@ impl ClientSettings {
             properties.insert(key.clone(), value.clone());
         }
 
-        let brokers = match &options.brokers {
-            Some(list) => parse_broker_list(list.iter().map(String::as_str), "brokers")?,
-            None => match properties.remove("bootstrap.servers").or_else(|| properties.remove("metadata.broker.list")) {
-                Some(list) => parse_broker_list(list.split(','), "bootstrap.servers")?,
-                None => match env(ENV_BROKERS) {
-                    Some(list) => parse_broker_list(list.split(','), ENV_BROKERS)?,
-                    None => {
-                        return Err(CoreError::invalid_config(
-                            "brokers",
-                            format!("no brokers configured: pass `brokers` or set {ENV_BROKERS} (e.g. localhost:9092)"),
-                        ))
-                    }
+        let configured = match &options.brokers {
+            Some(list) => Some(parse_broker_list(
+                list.iter().map(String::as_str),
+                "brokers",
+            )?),
+            None => match properties
+                .remove("bootstrap.servers")
+                .or_else(|| properties.remove("metadata.broker.list"))
+            {
+                Some(list) => Some(parse_broker_list(list.split(','), "bootstrap.servers")?),
+                None => match env(ENV_BROKERS).filter(|list| !list.trim().is_empty()) {
+                    Some(list) => Some(parse_broker_list(list.split(','), ENV_BROKERS)?),
+                    None => None,
                 },
             },
         };
+        let brokers = match configured {
+            Some(brokers) => brokers,
+            // A production deployment that lost its broker setting must fail, not
+            // quietly keep its messages in memory.
+            None if env("NODE_ENV").as_deref() == Some("production") => {
+                return Err(CoreError::invalid_config(
+                    "brokers",
+                    format!(
+                        "no brokers configured: pass `brokers` or set {ENV_BROKERS} (e.g. localhost:9092); \
+                         the embedded development cluster is disabled when NODE_ENV=production"
+                    ),
+                ))
+            }
+            None => vec![embedded::cluster()?.bootstrap_servers().to_string()],
+        };
+        let embedded = embedded::serves(&brokers);
         properties.remove("bootstrap.servers");
         properties.remove("metadata.broker.list");
 
@@ -112,6 +132,7 @@ impl ClientSettings {
 
         let settings = ClientSettings {
             brokers,
+            embedded,
             client_id,
             log_level: options.log_level.unwrap_or(LogLevel::Info),
             properties,
@@ -310,8 +331,32 @@ mod tests {
     }
 
     #[test]
-    fn missing_brokers_is_a_config_error_naming_the_key() {
-        let error = ClientSettings::resolve(&ClientOptions::default(), &[], "x", |_| None)
+    fn missing_brokers_means_the_embedded_cluster() {
+        let settings =
+            ClientSettings::resolve(&ClientOptions::default(), &[], "x", |_| None).unwrap();
+        assert!(settings.embedded);
+        assert_eq!(
+            settings.brokers,
+            vec![embedded::cluster().unwrap().bootstrap_servers().to_string()]
+        );
+        let blank = env_of(&[("KAFKA_BROKERS", " ")]);
+        assert!(
+            ClientSettings::resolve(&ClientOptions::default(), &[], "x", blank)
+                .unwrap()
+                .embedded
+        );
+        let real = env_of(&[("KAFKA_BROKERS", "h:1")]);
+        assert!(
+            !ClientSettings::resolve(&ClientOptions::default(), &[], "x", real)
+                .unwrap()
+                .embedded
+        );
+    }
+
+    #[test]
+    fn missing_brokers_in_production_is_a_config_error_naming_the_key() {
+        let production = env_of(&[("NODE_ENV", "production")]);
+        let error = ClientSettings::resolve(&ClientOptions::default(), &[], "x", production)
             .err()
             .unwrap();
         assert_eq!(error.code(), "ERR_INVALID_CONFIG");

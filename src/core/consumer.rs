@@ -9,6 +9,7 @@
 
 use crate::core::config::{ClientOptions, ClientSettings};
 use crate::core::context::KafkaContext;
+use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::validate_topic_name;
 use crate::core::logging::{ClientLog, LogSink};
@@ -612,6 +613,16 @@ impl ConsumerHandle {
         };
 
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
+        if settings.embedded {
+            if options.client.brokers.is_none() {
+                log.span().in_scope(|| {
+                    tracing::warn!("{}", embedded::warning(&settings.brokers.join(",")))
+                });
+            }
+            // The embedded cluster only creates topics when they are produced to;
+            // a consumer that starts first would wait for metadata that never comes.
+            create_embedded_topics(&options.topics).await?;
+        }
         let (joined, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             name: Arc::from(settings.client_id.as_str()),
@@ -1395,6 +1406,19 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+async fn create_embedded_topics(topics: &[String]) -> Result<()> {
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let cluster = embedded::cluster()?;
+        for topic in &topics {
+            cluster.create_topic(topic, embedded::DEFAULT_PARTITIONS)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|error| CoreError::Internal(format!("topic creation failed: {error}")))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1510,6 +1534,64 @@ mod tests {
             tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")),
             Some(1)
         );
+    }
+
+    struct Counts(AtomicU32);
+
+    impl MessageHandler for Counts {
+        fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+            self.0.fetch_add(deliveries.len() as u32, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// With no brokers anywhere, consumer and producer meet on the embedded
+    /// cluster; the consumer starts first, on a topic nobody has produced to.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_no_brokers_clients_share_the_embedded_cluster() {
+        let no_env = |_: &str| None;
+        let topic = format!("embedded-roundtrip-{}", std::process::id());
+        let mut options = ConsumerOptions::new(vec![topic.clone()]);
+        options.client.log_level = Some(LogLevel::Off);
+        options.from_beginning = true;
+        let handler = Arc::new(Counts(AtomicU32::new(0)));
+        let consumer = ConsumerHandle::register_with_env(
+            options,
+            handler.clone(),
+            Arc::new(StderrSink),
+            no_env,
+        )
+        .await
+        .unwrap();
+
+        let mut producer_options = ProducerOptions::default();
+        producer_options.client.log_level = Some(LogLevel::Off);
+        let producer = Producer::with_env(producer_options, Arc::new(StderrSink), no_env).unwrap();
+        assert_eq!(
+            producer.brokers(),
+            [crate::core::embedded::cluster()
+                .unwrap()
+                .bootstrap_servers()
+                .to_string()]
+        );
+        let messages = (0..20)
+            .map(|n| OutgoingMessage {
+                topic: topic.clone(),
+                key: Some(format!("movie-{}", n % 5).into_bytes()),
+                value: Some(format!("{{\"n\":{n}}}").into_bytes()),
+                ..Default::default()
+            })
+            .collect();
+        producer.send(messages).await.unwrap();
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+
+        let started = Instant::now();
+        while handler.0.load(Ordering::SeqCst) < 20 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        consumer.close().await.unwrap();
+        assert_eq!(handler.0.load(Ordering::SeqCst), 20);
+        assert_eq!(consumer.stats().processed, 20);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::core::config::{ClientOptions, ClientSettings};
 use crate::core::context::KafkaContext;
+use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::{self, validate_topic_name};
 use crate::core::logging::{ClientLog, LogSink};
@@ -193,8 +194,14 @@ impl Producer {
             .to_rdkafka()
             .create_with_context(context)
             .map_err(|error| settings.config_error(&error))?;
-        log.span()
-            .in_scope(|| tracing::debug!(config = ?settings, "Kafka producer created"));
+        log.span().in_scope(|| {
+            tracing::debug!(config = ?settings, "Kafka producer created");
+            // Clients created with the embedded cluster's address (such as a
+            // consumer's dead-letter producer) do not repeat the warning.
+            if settings.embedded && options.client.brokers.is_none() {
+                tracing::warn!("{}", embedded::warning(&settings.brokers.join(",")));
+            }
+        });
         Ok(Arc::new(Producer {
             settings,
             options,
@@ -446,6 +453,7 @@ impl Producer {
     }
 
     /// Creates the topics that do not exist yet; existing ones are left as they are.
+    /// On the embedded cluster, which has no admin API, through its own interface.
     pub async fn ensure_topics(
         &self,
         topics: &[TopicSpec],
@@ -457,6 +465,26 @@ impl Producer {
         for topic in topics {
             validate_topic_spec(topic)?;
         }
+        let outcomes = if self.settings.embedded {
+            create_embedded_topics(topics.to_vec()).await?
+        } else {
+            self.create_topics(topics, timeout).await?
+        };
+        self.log.span().in_scope(|| {
+            for outcome in &outcomes {
+                if outcome.created {
+                    tracing::info!("Created topic: {}", outcome.name);
+                }
+            }
+        });
+        Ok(outcomes)
+    }
+
+    async fn create_topics(
+        &self,
+        topics: &[TopicSpec],
+        timeout: Duration,
+    ) -> Result<Vec<TopicOutcome>> {
         let admin = self.admin_client()?;
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
@@ -479,7 +507,7 @@ impl Producer {
             .instrument(self.log.span().clone())
             .await
             .map_err(|error| CoreError::kafka("cannot create topics", &error))?;
-        let outcomes = results
+        results
             .into_iter()
             .map(|result| match result {
                 Ok(name) => Ok(TopicOutcome {
@@ -495,15 +523,7 @@ impl Producer {
                     code,
                 )),
             })
-            .collect::<Result<Vec<_>>>()?;
-        self.log.span().in_scope(|| {
-            for outcome in &outcomes {
-                if outcome.created {
-                    tracing::info!("Created topic: {}", outcome.name);
-                }
-            }
-        });
-        Ok(outcomes)
+            .collect()
     }
 
     fn admin_client(&self) -> Result<Arc<Admin>> {
@@ -835,6 +855,25 @@ fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
     }
 }
 
+/// The mock cluster's topic creation waits on the cluster's thread.
+async fn create_embedded_topics(topics: Vec<TopicSpec>) -> Result<Vec<TopicOutcome>> {
+    tokio::task::spawn_blocking(move || {
+        let cluster = embedded::cluster()?;
+        topics
+            .into_iter()
+            .map(|topic| {
+                let created = cluster.create_topic(&topic.name, topic.partitions)?;
+                Ok(TopicOutcome {
+                    name: topic.name,
+                    created,
+                })
+            })
+            .collect()
+    })
+    .await
+    .map_err(|error| CoreError::Internal(format!("topic creation failed: {error}")))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1024,6 +1063,43 @@ mod tests {
             .disconnect(Duration::from_millis(100))
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ensure_topics_on_the_embedded_cluster_creates_each_topic_once() {
+        let mut options = ProducerOptions::default();
+        options.client.log_level = Some(crate::core::logging::LogLevel::Off);
+        let producer = Producer::with_env(options, Arc::new(StderrSink), |_| None).unwrap();
+        let name = format!("embedded-ensure-{}", std::process::id());
+        let spec = TopicSpec {
+            name: name.clone(),
+            partitions: 3,
+            replication_factor: -1,
+            config: vec![],
+        };
+        let first = producer
+            .ensure_topics(std::slice::from_ref(&spec), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            vec![TopicOutcome {
+                name: name.clone(),
+                created: true
+            }]
+        );
+        let again = producer
+            .ensure_topics(&[spec], Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            vec![TopicOutcome {
+                name,
+                created: false
+            }]
+        );
+        producer.disconnect(Duration::from_secs(1)).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
