@@ -270,6 +270,11 @@ export interface ProducerOptions {
   enqueueTimeoutMs?: number
   /** Pause between connection attempts while brokers are unreachable. Default 5000. */
   retryIntervalMs?: number
+  /**
+   * Put in front of the topics `sendMovieEvent` and `sendMovieViewEvent`
+   * write to (e.g. `staging.`). Default `KAFKA_TOPIC_PREFIX`, else none.
+   */
+  topicPrefix?: string
 }
 
 /** The argument of `send`. */
@@ -336,7 +341,11 @@ export interface TopicResult {
   created: boolean
 }
 
-/** The platform's topic names, as the producer helpers use them. */
+/**
+ * The platform's topic names, as the producer helpers use them: behind
+ * `KAFKA_TOPIC_PREFIX` when it is set. Throws `ERR_INVALID_CONFIG` when the
+ * prefix makes an invalid topic name.
+ */
 export declare function topics(): Topics
 
 /** The platform's topic names. */

@@ -241,6 +241,8 @@ describe('configuration', () => {
       [{ brokers: ['h:1'], clientID: 'typo' }, 'ERR_INVALID_ARG', /clientID/],
       [{ brokers: ['h:1'], retryIntervalMs: -5 }, 'ERR_INVALID_ARG', /retryIntervalMs/],
       [{ brokers: 42 }, 'ERR_INVALID_ARG', /brokers/],
+      [{ brokers: ['h:1'], topicPrefix: 'no spaces/' }, 'ERR_INVALID_CONFIG', /topicPrefix/],
+      [{ brokers: ['h:1'], topicPrefix: 7 }, 'ERR_INVALID_ARG', /topicPrefix/],
       ['movie-stream', 'ERR_INVALID_ARG', /options/],
     ];
     for (const [options, code, pattern] of attempts) {
@@ -256,6 +258,32 @@ describe('configuration', () => {
       expect(thrown).toMatchObject({ code });
       expect(thrown.message).toMatch(pattern);
     }
+  });
+
+  test('topicPrefix (or KAFKA_TOPIC_PREFIX) puts the typed helpers on prefixed topics', async () => {
+    const prefix = `${uniqueName('env')}.`;
+    const producer = new KafkaProducer({ brokers: brokers(), topicPrefix: prefix, logLevel: 'warn' });
+    const event = await producer.sendMovieEvent('LIKE', 'u1', 'm1');
+    const view = await producer.sendMovieViewEvent('u1', 'm1');
+    await producer.disconnect();
+    expect([event.topic, view.topic]).toEqual([`${prefix}movie-events`, `${prefix}movie-views`]);
+    const read = await readTopic(`${prefix}movie-events`, 1);
+    expect(JSON.parse(read[0].value.toString())).toMatchObject({ eventType: 'LIKE', movieId: 'm1' });
+
+    const fromEnv = runNode(
+      `const { KafkaProducer, topics } = require('./index');
+       const producer = new KafkaProducer({ brokers: 'h:1', logLevel: 'off' });
+       producer.sendMovieViewEvent('u', 'm').catch(() => {});
+       console.log(JSON.stringify(topics()));
+       producer.disconnect(10);`,
+      { KAFKA_TOPIC_PREFIX: 'staging.' },
+    );
+    expect(fromEnv).toEqual({
+      movieEvents: 'staging.movie-events',
+      movieViews: 'staging.movie-views',
+      userActions: 'staging.user-actions',
+      notificationEvents: 'staging.notification-events',
+    });
   });
 
   test('KAFKA_BROKERS and KAFKA_CLIENT_ID come from the environment; options override them', () => {

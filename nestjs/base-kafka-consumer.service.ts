@@ -38,6 +38,7 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
   private closing = false;
   private lastError: string | undefined;
   private readyWaiters: Array<() => void> = [];
+  private cancelRestartDelay: (() => void) | undefined;
 
   protected constructor(
     protected readonly consumerConfig: KafkaConsumerConfig,
@@ -71,17 +72,14 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
   }
 
   async onModuleDestroy(): Promise<void> {
-    const wasRunning = this.currentState !== 'idle' && this.currentState !== 'closed';
     this.closing = true;
     this.currentState = 'closed';
+    this.cancelRestartDelay?.();
     await this.starting;
     for (const resolve of this.readyWaiters.splice(0)) resolve();
     const handle = this.handle;
     this.handle = undefined;
-    if (handle) {
-      await handle.close();
-      if (wasRunning) this.logger.log(`Kafka consumer closed: ${handle.name}`);
-    }
+    await handle?.close();
   }
 
   /** Resolves once the consumer has joined its group (or has been closed). */
@@ -139,7 +137,13 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
         this.lastError = errorSummary(error);
         this.currentState = 'retrying';
         this.logger.error(`Could not start consumer (${this.lastError}); retrying in ${RESTART_DELAY_MS / 1000} s`);
-        await delay(RESTART_DELAY_MS);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, RESTART_DELAY_MS);
+          this.cancelRestartDelay = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
     }
   }
@@ -155,8 +159,4 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
       throw error;
     }
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

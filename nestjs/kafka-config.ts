@@ -44,7 +44,8 @@ export interface KafkaConfigDefinition<Topics extends Record<string, string>, Co
  * - `KAFKA_BROKERS` (comma-separated) for the producer and every consumer that names none;
  *   unset, the addon runs its embedded in-process cluster (development only);
  * - `KAFKA_CLIENT_ID` for the producer;
- * - `KAFKA_TOPIC_PREFIX` in front of every topic name (to isolate environments or runs);
+ * - `KAFKA_TOPIC_PREFIX` in front of every topic name and consumer group (to isolate
+ *   environments or runs on one cluster), and the producer's `topicPrefix`;
  * - `KAFKA_FROM_BEGINNING` (`true`/`false`) for consumers that do not say; by default
  *   `true` unless `NODE_ENV=production`, as the platform's note recommends.
  *
@@ -71,10 +72,11 @@ export function defineKafkaConfig<const Topics extends Record<string, string>, C
       }
       const consumer: KafkaConsumerConfig = {
         clientId: `${key}-consumer`,
-        groupId: `${key}-group`,
         fromBeginning,
         ...(brokers ? { brokers } : {}),
         ...entry,
+        // Two prefixes on one cluster must not share a group and rebalance each other.
+        groupId: `${prefix}${entry.groupId ?? `${key}-group`}`,
       };
       return [key, consumer];
     }),
@@ -82,6 +84,8 @@ export function defineKafkaConfig<const Topics extends Record<string, string>, C
 
   const producer: KafkaProducerConfig = {
     ...(brokers ? { brokers } : {}),
+    // The typed helpers (`sendMovieEvent`, ...) then write to the prefixed topics too.
+    ...(prefix ? { topicPrefix: prefix } : {}),
     ...(env.KAFKA_CLIENT_ID?.trim() ? { clientId: env.KAFKA_CLIENT_ID.trim() } : {}),
     ...definition.producer,
   };

@@ -115,9 +115,10 @@ export class KafkaProducerService implements OnModuleInit, OnApplicationShutdown
 }
 
 export function errorSummary(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${error.message}` : error.message;
+  // Duck-typed: errors thrown by the addon or from another realm fail `instanceof Error`.
+  if (typeof error === 'object' && error !== null && 'message' in error) {
+    const { code, message } = error as { code?: unknown; message: unknown };
+    return typeof code === 'string' ? `${code}: ${String(message)}` : String(message);
   }
   return String(error);
 }

@@ -3,6 +3,7 @@
 //! for field, and the `From` impls below fail to compile if the two drift.
 
 use crate::core::events as core;
+use napi::Env;
 use napi_derive::napi;
 use serde_json::{Map, Value};
 
@@ -74,15 +75,19 @@ pub struct Topics {
     pub notification_events: String,
 }
 
-/// The platform's topic names, as the producer helpers use them.
+/// The platform's topic names, as the producer helpers use them: behind
+/// `KAFKA_TOPIC_PREFIX` when it is set. Throws `ERR_INVALID_CONFIG` when the
+/// prefix makes an invalid topic name.
 #[napi(catch_unwind)]
-pub fn topics() -> Topics {
-    Topics {
-        movie_events: core::MOVIE_EVENTS_TOPIC.into(),
-        movie_views: core::MOVIE_VIEWS_TOPIC.into(),
-        user_actions: core::USER_ACTIONS_TOPIC.into(),
-        notification_events: core::NOTIFICATION_EVENTS_TOPIC.into(),
-    }
+pub fn topics(env: Env) -> napi::Result<Topics> {
+    let topics = core::PlatformTopics::resolve(None, |key| std::env::var(key).ok())
+        .map_err(|error| crate::binding::js::js_error(&env, error))?;
+    Ok(Topics {
+        movie_events: topics.movie_events,
+        movie_views: topics.movie_views,
+        user_actions: topics.user_actions,
+        notification_events: topics.notification_events,
+    })
 }
 
 impl From<core::MovieEventType> for MovieEventType {

@@ -40,6 +40,9 @@ pub struct ProducerOptions {
     pub enqueue_timeout_ms: Option<u32>,
     /// Pause between connection attempts while brokers are unreachable. Default 5000.
     pub retry_interval_ms: Option<u32>,
+    /// Put in front of the topics `sendMovieEvent` and `sendMovieViewEvent`
+    /// write to (e.g. `staging.`). Default `KAFKA_TOPIC_PREFIX`, else none.
+    pub topic_prefix: Option<String>,
 }
 
 /// A logger such as `console`, Nest's `Logger` or pino: each present method
@@ -532,6 +535,7 @@ const PRODUCER_OPTION_KEYS: &[&str] = &[
     "config",
     "enqueueTimeoutMs",
     "retryIntervalMs",
+    "topicPrefix",
 ];
 
 fn read_producer_options<'env>(
@@ -555,6 +559,7 @@ fn read_producer_options<'env>(
     })? {
         result.connect_retry_interval = Duration::from_millis(ms as u64);
     }
+    result.topic_prefix = js::optional(&options, "topicPrefix", "options", js::string)?;
     let logger = js::property(&options, "logger", "options")?;
     Ok((result, logger))
 }

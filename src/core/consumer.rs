@@ -12,7 +12,7 @@ use crate::core::context::KafkaContext;
 use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::validate_topic_name;
-use crate::core::logging::{ClientLog, LogSink};
+use crate::core::logging::{ClientLog, LogLevel, LogSink};
 use crate::core::producer::{OutgoingMessage, Producer, ProducerOptions};
 use crate::core::schema::{Decoded, PayloadSchema};
 use rdkafka::client::ClientContext;
@@ -23,6 +23,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::Offset;
+use rdkafka::types::RDKafkaErrorCode;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,12 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // Bounds librdkafka's prefetch per partition, so memory follows maxInFlight.
     ("queued.max.messages.kbytes", "16384"),
     ("enable.partition.eof", "false"),
+    // A subscribed topic created after the consumer started is noticed only at
+    // the next metadata refresh, every 5 minutes by librdkafka's default.
+    ("topic.metadata.refresh.interval.ms", "5000"),
+    // As kafkajs and the Java client do: subscribing asks the cluster to create
+    // a missing topic (where the cluster allows it).
+    ("allow.auto.create.topics", "true"),
 ];
 
 /// How long the poll thread waits for events when no message was taken.
@@ -513,6 +520,16 @@ impl ConsumerContext for ConsumerHooks {
     }
 }
 
+/// A subscribed topic that does not exist yet is reported (once, as a warning)
+/// by the client context; librdkafka repeats it here on every refresh.
+fn report_consumer_error(error: &KafkaError) {
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+        tracing::debug!("Kafka consumer error: {error}");
+    } else {
+        tracing::warn!("Kafka consumer error: {error}");
+    }
+}
+
 fn describe(partitions: &[PartitionKey]) -> String {
     if partitions.is_empty() {
         return "none".into();
@@ -603,7 +620,8 @@ impl ConsumerHandle {
                     client: ClientOptions {
                         brokers: Some(settings.brokers.clone()),
                         client_id: Some(format!("{}-dlq", settings.client_id)),
-                        log_level: Some(settings.log_level),
+                        // Its connect and disconnect lines would read as the consumer's own.
+                        log_level: Some(settings.log_level.min(LogLevel::Warn)),
                         properties: producer_properties(&options.client.properties),
                     },
                     ..ProducerOptions::default()
@@ -960,7 +978,7 @@ fn poll_loop(
                                 from_this_queue += 1;
                             }
                             Some(Err(error)) => {
-                                tracing::warn!("Kafka consumer error: {error}");
+                                report_consumer_error(&error);
                                 break;
                             }
                             None => break,
@@ -977,7 +995,7 @@ fn poll_loop(
         let wait = if taken > 0 { Duration::ZERO } else { IDLE_WAIT };
         match consumer.poll(wait) {
             None => {}
-            Some(Err(error)) => tracing::warn!("Kafka consumer error: {error}"),
+            Some(Err(error)) => report_consumer_error(&error),
             // A partition not split (yet): handle its message all the same.
             Some(Ok(message)) if !accept(shared, &to_dispatcher, &message) => break,
             Some(Ok(_)) => {}

@@ -4,6 +4,8 @@
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 #[derive(Clone)]
@@ -12,6 +14,8 @@ pub struct KafkaContext {
     /// Set to `false` when librdkafka reports every broker down, so the
     /// client's monitor knows to probe and report the outage.
     connected: Option<watch::Sender<bool>>,
+    /// Missing topics already reported, so each is warned about once.
+    missing_topics: Arc<Mutex<HashSet<String>>>,
 }
 
 impl KafkaContext {
@@ -19,6 +23,7 @@ impl KafkaContext {
         KafkaContext {
             span,
             connected: None,
+            missing_topics: Arc::default(),
         }
     }
 
@@ -26,6 +31,7 @@ impl KafkaContext {
         KafkaContext {
             span,
             connected: Some(connected),
+            missing_topics: Arc::default(),
         }
     }
 
@@ -76,6 +82,20 @@ impl ClientContext for KafkaContext {
             }
             Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
                 tracing::debug!(target: "librdkafka", "{error}: {reason}")
+            }
+            // A consumer subscribed before its topic exists: it joins once the
+            // topic appears (metadata is refreshed every few seconds).
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {
+                let first_time = self
+                    .missing_topics
+                    .lock()
+                    .map(|mut seen| seen.insert(reason.to_string()))
+                    .unwrap_or(true);
+                if first_time {
+                    tracing::warn!(target: "librdkafka", "{reason}; waiting for it to be created");
+                } else {
+                    tracing::debug!(target: "librdkafka", "{error}: {reason}");
+                }
             }
             _ => tracing::error!(target: "librdkafka", "{error}: {reason}"),
         }

@@ -6,10 +6,41 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The environment variable that prefixes the platform's topic names.
+pub const ENV_TOPIC_PREFIX: &str = "KAFKA_TOPIC_PREFIX";
 pub const MOVIE_EVENTS_TOPIC: &str = "movie-events";
 pub const MOVIE_VIEWS_TOPIC: &str = "movie-views";
 pub const USER_ACTIONS_TOPIC: &str = "user-actions";
 pub const NOTIFICATION_EVENTS_TOPIC: &str = "notification-events";
+
+/// The platform's topic names behind a prefix (`KAFKA_TOPIC_PREFIX`), so
+/// environments or test runs can share one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformTopics {
+    pub movie_events: String,
+    pub movie_views: String,
+    pub user_actions: String,
+    pub notification_events: String,
+}
+
+impl PlatformTopics {
+    /// `prefix`, or `KAFKA_TOPIC_PREFIX` read through `env` when it is `None`.
+    pub fn resolve(prefix: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let prefix = match prefix {
+            Some(prefix) => prefix.to_string(),
+            None => env(ENV_TOPIC_PREFIX).unwrap_or_default().trim().to_string(),
+        };
+        let topics = PlatformTopics {
+            movie_events: format!("{prefix}{MOVIE_EVENTS_TOPIC}"),
+            movie_views: format!("{prefix}{MOVIE_VIEWS_TOPIC}"),
+            user_actions: format!("{prefix}{USER_ACTIONS_TOPIC}"),
+            notification_events: format!("{prefix}{NOTIFICATION_EVENTS_TOPIC}"),
+        };
+        validate_topic_name(&topics.notification_events)
+            .map_err(|error| CoreError::invalid_config("topicPrefix", error.to_string()))?;
+        Ok(topics)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -191,6 +222,21 @@ pub fn quoted_preview(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_topics_take_the_prefix_from_the_option_or_the_environment() {
+        let env = |key: &str| (key == ENV_TOPIC_PREFIX).then(|| " staging. ".to_string());
+        let from_env = PlatformTopics::resolve(None, env).unwrap();
+        assert_eq!(from_env.movie_events, "staging.movie-events");
+        assert_eq!(from_env.notification_events, "staging.notification-events");
+        let explicit = PlatformTopics::resolve(Some("run-1-"), env).unwrap();
+        assert_eq!(explicit.movie_views, "run-1-movie-views");
+        let none = PlatformTopics::resolve(None, |_| None).unwrap();
+        assert_eq!(none.user_actions, USER_ACTIONS_TOPIC);
+        let error = PlatformTopics::resolve(Some("bad prefix/"), |_| None).unwrap_err();
+        assert_eq!(error.code(), "ERR_INVALID_CONFIG");
+        assert!(error.to_string().contains("topicPrefix"), "{error}");
+    }
 
     #[test]
     fn movie_event_has_the_platform_field_names() {

@@ -43,6 +43,9 @@ pub struct ProducerOptions {
     pub enqueue_timeout: Duration,
     /// Pause between connection attempts while the cluster is unreachable.
     pub connect_retry_interval: Duration,
+    /// Put in front of the topics the typed helpers write to; `None` reads
+    /// `KAFKA_TOPIC_PREFIX`. Lets environments or runs share a cluster.
+    pub topic_prefix: Option<String>,
 }
 
 impl Default for ProducerOptions {
@@ -51,6 +54,7 @@ impl Default for ProducerOptions {
             client: ClientOptions::default(),
             enqueue_timeout: Duration::from_secs(5),
             connect_retry_interval: Duration::from_secs(5),
+            topic_prefix: None,
         }
     }
 }
@@ -97,6 +101,7 @@ type Admin = AdminClient<KafkaContext>;
 
 pub struct Producer {
     settings: ClientSettings,
+    topics: events::PlatformTopics,
     options: ProducerOptions,
     log: ClientLog,
     handle: RwLock<Option<Arc<Handle>>>,
@@ -185,6 +190,7 @@ impl Producer {
                 "retryIntervalMs must be at least 10",
             ));
         }
+        let topics = events::PlatformTopics::resolve(options.topic_prefix.as_deref(), &env)?;
         let settings =
             ClientSettings::resolve(&options.client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
@@ -204,6 +210,7 @@ impl Producer {
         });
         Ok(Arc::new(Producer {
             settings,
+            topics,
             options,
             log,
             handle: RwLock::new(Some(Arc::new(handle))),
@@ -331,7 +338,8 @@ impl Producer {
         self.start_send(messages)?.acknowledged().await
     }
 
-    /// Starts sending a `MovieEvent` keyed by `movie_id` to `movie-events`.
+    /// Starts sending a `MovieEvent` keyed by `movie_id` to `movie-events`
+    /// (behind the topic prefix, if any).
     pub fn start_send_movie_event(
         self: &Arc<Self>,
         event_type: &str,
@@ -346,7 +354,7 @@ impl Producer {
             metadata_json,
             events::now_millis(),
         )?;
-        self.start_send(vec![keyed(events::MOVIE_EVENTS_TOPIC, movie_id, value)])
+        self.start_send(vec![keyed(&self.topics.movie_events, movie_id, value)])
     }
 
     /// Starts sending a `MovieViewEvent` keyed by `movie_id` to `movie-views`.
@@ -356,7 +364,7 @@ impl Producer {
         movie_id: &str,
     ) -> Result<PendingSend> {
         let value = events::encode_movie_view_event(user_id, movie_id, events::now_millis())?;
-        self.start_send(vec![keyed(events::MOVIE_VIEWS_TOPIC, movie_id, value)])
+        self.start_send(vec![keyed(&self.topics.movie_views, movie_id, value)])
     }
 
     /// Messages librdkafka holds that the cluster has not acknowledged yet,

@@ -1,0 +1,231 @@
+// @ts-check
+// The movie-stream app end to end against the real broker (KAFKA_BROKERS): HTTP → producer →
+// Kafka → consumers → HTTP. The app runs in-process on a free port, on topics and consumer
+// groups of its own (a unique KAFKA_TOPIC_PREFIX), so no other run's data is counted.
+const { brokers, uniqueName } = require('../../../__test__/helpers');
+const { loadCompiled } = require('./compiled');
+
+jest.setTimeout(60000);
+
+const TOPIC_PREFIX = `${uniqueName('e2e')}-`;
+
+/** @type {import('@nestjs/common').INestApplication | undefined} */
+let app;
+let baseUrl = '';
+
+beforeAll(async () => {
+  // The app reads its Kafka config from the environment when its modules load, so set it first.
+  // (This is jest's copy of process.env: the addon, which reads the real environment, gets the
+  // brokers explicitly from the config.)
+  Object.assign(process.env, {
+    KAFKA_BROKERS: brokers().join(','),
+    KAFKA_TOPIC_PREFIX: TOPIC_PREFIX,
+    // Tansu stalls a group's first join for half the session timeout, and parks empty fetches
+    // for half the max wait: keep both short.
+    KAFKA_SESSION_TIMEOUT_MS: '6000',
+    KAFKA_FETCH_WAIT_MAX_MS: '50',
+  });
+  const { createApp } = loadCompiled('app.factory.js');
+  app = await createApp({ logLevels: ['error', 'warn'] });
+  const started = /** @type {import('@nestjs/common').INestApplication} */ (app);
+  await started.listen(0, '127.0.0.1');
+  baseUrl = await started.getUrl();
+  await eventually(async () => (await get('/health')).status === 200, 'GET /health to answer 200');
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+/**
+ * @param {string} path
+ * @returns {Promise<{ status: number, body: any }>}
+ */
+async function get(path) {
+  const response = await fetch(`${baseUrl}${path}`);
+  return { status: response.status, body: await response.json() };
+}
+
+/**
+ * @param {string} path
+ * @param {unknown} body
+ * @returns {Promise<{ status: number, body: any }>}
+ */
+async function post(path, body) {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/**
+ * @param {() => Promise<boolean>} check
+ * @param {string} what
+ */
+async function eventually(check, what, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Waits until `path` answers `expected`, then checks it still does a little later: counts only
+ * grow, so a count that overshoots (an event counted twice) fails here.
+ * @param {string} path
+ * @param {unknown} expected
+ */
+async function expectSettled(path, expected) {
+  let last;
+  try {
+    await eventually(async () => {
+      last = (await get(path)).body;
+      return JSON.stringify(last) === JSON.stringify(expected);
+    }, `GET ${path}`);
+  } finally {
+    expect(last).toEqual(expected);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect((await get(path)).body).toEqual(expected);
+}
+
+test('GET /health reports the producer connected and every consumer running', async () => {
+  const { status, body } = await get('/health');
+  expect(status).toBe(200);
+  expect(body).toEqual({
+    status: 'ok',
+    producer: { connected: true },
+    consumers: { movie: { state: 'running' }, analytics: { state: 'running' }, notification: { state: 'running' } },
+  });
+});
+
+test('counts a movie’s views, likes, comments and shares exactly', async () => {
+  const movie = uniqueName('movie');
+  const accepted = await Promise.all([
+    post(`/movies/${movie}/view`, { userId: 'user-1' }),
+    post(`/movies/${movie}/view`, { userId: 'user-2' }),
+    post(`/movies/${movie}/view`, { userId: 'user-3', source: 'web', duration: 120 }),
+    post(`/movies/${movie}/like`, { userId: 'user-1' }),
+    post(`/movies/${movie}/like`, { userId: 'user-2' }),
+    post(`/movies/${movie}/comment`, { userId: 'user-3', text: 'Loved it' }),
+    post(`/movies/${movie}/share`, { userId: 'user-1', channel: 'link' }),
+  ]);
+  expect(accepted.map(({ status }) => status)).toEqual(Array(7).fill(202));
+  // A bare view uses the ready-made helper (movie-views); a view with details the generic call.
+  expect(accepted[0].body).toMatchObject({ topic: `${TOPIC_PREFIX}movie-views` });
+  expect(accepted[2].body).toMatchObject({ topic: `${TOPIC_PREFIX}movie-events` });
+  // Keyed by movieId: one movie's events share a partition, so they stay in order.
+  const partitions = new Set(accepted.map(({ body }) => `${body.topic.endsWith('views')}:${body.partition}`));
+  expect(partitions.size).toBeLessThanOrEqual(2);
+
+  await expectSettled(`/movies/${movie}/stats`, { movieId: movie, views: 3, likes: 2, comments: 1, shares: 1 });
+});
+
+test('GET /movies/top lists movies by views, most viewed first', async () => {
+  const [first, second, third] = [uniqueName('top'), uniqueName('top'), uniqueName('top')];
+  const views = { [first]: 9, [second]: 7, [third]: 8 };
+  await Promise.all(
+    Object.entries(views).flatMap(([movie, count]) =>
+      Array.from({ length: count }, (_, user) => post(`/movies/${movie}/view`, { userId: `user-${user}` })),
+    ),
+  );
+  for (const [movie, count] of Object.entries(views)) {
+    await expectSettled(`/movies/${movie}/stats`, { movieId: movie, views: count, likes: 0, comments: 0, shares: 0 });
+  }
+
+  const { status, body: top } = await get('/movies/top?limit=1000');
+  expect(status).toBe(200);
+  const ours = top.map((/** @type {{ movieId: string }} */ stats) => stats.movieId).filter((id) => id in views);
+  expect(ours).toEqual([first, third, second]);
+  const counts = top.map((/** @type {{ views: number }} */ stats) => stats.views);
+  expect(counts).toEqual([...counts].sort((a, b) => b - a));
+  expect((await get('/movies/top?limit=2')).body).toEqual(top.slice(0, 2));
+});
+
+test('POST /analytics/events reaches the analytics summary', async () => {
+  const sessions = [uniqueName('session'), uniqueName('session')];
+  const responses = await Promise.all([
+    post('/analytics/events', {
+      eventType: 'PAGE_VIEW',
+      sessionId: sessions[0],
+      userId: 'user-1',
+      data: { page: '/' },
+    }),
+    post('/analytics/events', {
+      eventType: 'SEARCH',
+      sessionId: sessions[0],
+      userId: 'user-1',
+      data: { query: 'noir' },
+    }),
+    post('/analytics/events', { eventType: 'SEARCH', sessionId: sessions[1], data: { query: 'space' } }),
+  ]);
+  expect(responses.map(({ status }) => status)).toEqual([202, 202, 202]);
+  expect(responses[0].body).toMatchObject({ topic: `${TOPIC_PREFIX}user-actions` });
+
+  await expectSettled('/analytics/summary', {
+    events: 3,
+    byEventType: { PAGE_VIEW: 1, USER_ACTION: 0, MOVIE_VIEW: 0, SEARCH: 2 },
+    distinctSessions: 2,
+    distinctUsers: 1,
+  });
+});
+
+test('a comment notifies the notification consumer', async () => {
+  const movie = uniqueName('commented');
+  expect((await post(`/movies/${movie}/comment`, { userId: 'user-9', text: 'What an ending' })).status).toBe(202);
+
+  /** @type {any} */
+  let summary;
+  await eventually(async () => {
+    summary = (await get('/notifications/summary')).body;
+    return summary.latest.some((/** @type {{ movieId: string }} */ item) => item.movieId === movie);
+  }, `a notification about ${movie}`);
+  expect(summary.latest.find((/** @type {{ movieId: string }} */ item) => item.movieId === movie)).toEqual({
+    type: 'NEW_COMMENT',
+    movieId: movie,
+    userId: 'user-9',
+    message: 'user-9 commented: What an ending',
+    timestamp: expect.any(Number),
+  });
+  expect(summary.notifications).toBe(summary.byType.NEW_COMMENT);
+});
+
+test('invalid requests get 400 and produce nothing', async () => {
+  const movie = uniqueName('invalid');
+  const invalid = [
+    post(`/movies/${movie}/like`, {}),
+    post(`/movies/${movie}/view`, { userId: 'user-1', duration: -5 }),
+    post(`/movies/${movie}/comment`, { userId: 'user-1', text: '' }),
+    post(`/movies/${movie}/share`, ['user-1']),
+    post('/movies/bad%20id/like', { userId: 'user-1' }),
+    post('/analytics/events', { eventType: 'DISLIKE', sessionId: 'session-1' }),
+    post('/analytics/events', { eventType: 'SEARCH' }),
+    get('/movies/top?limit=0'),
+  ];
+  const responses = await Promise.all(invalid);
+  expect(responses.map(({ status }) => status)).toEqual(Array(invalid.length).fill(400));
+  expect(responses[0].body.message).toMatch(/userId/);
+  expect(responses[5].body.message).toMatch(/eventType must be one of PAGE_VIEW/);
+
+  // A valid event after them is counted alone.
+  expect((await post(`/movies/${movie}/like`, { userId: 'user-1' })).status).toBe(202);
+  await expectSettled(`/movies/${movie}/stats`, { movieId: movie, views: 0, likes: 1, comments: 0, shares: 0 });
+});
+
+test('GET /health answers 503 while a consumer is not running', async () => {
+  const { MovieConsumerService } = loadCompiled('modules/kafka/consumer/movie/kafka-consumer-movie.service.js');
+  const movieConsumer = /** @type {import('@nestjs/common').INestApplication} */ (app).get(MovieConsumerService);
+  movieConsumer.pause();
+  try {
+    const { status, body } = await get('/health');
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ status: 'unavailable', consumers: { movie: { state: 'paused' } } });
+  } finally {
+    movieConsumer.resume();
+  }
+  expect((await get('/health')).status).toBe(200);
+});
