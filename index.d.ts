@@ -158,7 +158,11 @@ export interface ConsumerOptions {
    * `false` skips (and counts) them instead.
    */
   deadLetterTopic?: string | false
-  /** At most this many messages are received but unfinished; fetching pauses beyond. Default 1000. */
+  /**
+   * At most this many messages are received but not yet committable (unfinished, or
+   * finished behind an unfinished one of the same partition); fetching pauses beyond.
+   * It also bounds what a crash redelivers. Default 1000.
+   */
   maxInFlight?: number
   /** Default 45000. */
   sessionTimeoutMs?: number
@@ -178,6 +182,7 @@ export interface ConsumerStats {
   retried: number
   deadLettered: number
   skipped: number
+  /** Received and not yet committable (see `maxInFlight`). */
   inFlight: number
   paused: boolean
   lag: Array<PartitionLag>

@@ -149,7 +149,6 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
   }
 
   private async dispatch(message: ConsumedMessage): Promise<void> {
-    this.logger.debug(`Received message from topic: ${message.topic}, partition: ${message.partition}`);
     try {
       await this.handleMessage(message);
     } catch (error) {

@@ -1,17 +1,19 @@
-//! `registerConsumer` for JavaScript: reads options, wraps the callback as a
-//! thread-safe function whose promise the core awaits, and exposes the handle.
+//! `registerConsumer` for JavaScript: reads options, wraps the callback in a
+//! driver called as a thread-safe function whose promise the core awaits, and
+//! exposes the handle.
 
 use crate::binding::js::{self, promise, rejected, CoreResult};
 use crate::binding::logger::JsLogSink;
 use crate::binding::producer::read_client_options;
 use crate::core::consumer::{
     BatchOptions, ConsumerHandle as CoreConsumerHandle, ConsumerOptions as CoreConsumerOptions,
-    DeadLetter, Delivery, HandlerFailure, HandlerFuture, MessageHandler, ValueForm,
+    DeadLetter, Delivery, HandlerFailure, HandlerFuture, Interrupted, MessageHandler, YieldSignal,
 };
+use crate::core::encoded::EncodedDeliveries;
 use crate::core::schema::PayloadSchema;
 use napi::bindgen_prelude::{
-    Buffer, FromNapiValue, Function, JsObjectValue, Object, Promise, PromiseRaw, ToNapiValue,
-    TypeName, Unknown, ValidateNapiValue,
+    Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, Promise, PromiseRaw, TypeName,
+    Unknown, ValidateNapiValue,
 };
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{sys, Env, JsValue, ValueType};
@@ -47,7 +49,9 @@ pub struct ConsumerOptions {
     /// `false` skips (and counts) them instead.
     #[napi(ts_type = "string | false")]
     pub dead_letter_topic: Option<String>,
-    /// At most this many messages are received but unfinished; fetching pauses beyond. Default 1000.
+    /// At most this many messages are received but not yet committable (unfinished, or
+    /// finished behind an unfinished one of the same partition); fetching pauses beyond.
+    /// It also bounds what a crash redelivers. Default 1000.
     pub max_in_flight: Option<u32>,
     /// Default 45000.
     pub session_timeout_ms: Option<u32>,
@@ -121,6 +125,7 @@ pub struct ConsumerStats {
     pub retried: i64,
     pub dead_lettered: i64,
     pub skipped: i64,
+    /// Received and not yet committable (see `maxInFlight`).
     pub in_flight: i64,
     pub paused: bool,
     pub lag: Vec<PartitionLag>,
@@ -225,18 +230,8 @@ pub fn register_consumer<'env>(
         let (options, logger) = read_consumer_options(env, topics, js::as_option(options))?;
         let batch = options.batch.is_some();
         let sink = JsLogSink::sink(env, logger)?;
-        // SAFETY: `callback` was just checked to be a function of this environment.
-        let function: Function<'_, JsDeliveries, CallbackOutcome> =
-            unsafe { Function::from_napi_value(env.raw(), callback.raw()) }
-                .map_err(|error| js::invalid(format!("callback: {}", error.reason)))?;
-        let callback = function
-            .build_threadsafe_function::<JsDeliveries>()
-            .callee_handled::<false>()
-            .build()
-            .map_err(|error| js::invalid(format!("callback: {}", error.reason)))?;
         let handler = Arc::new(JsHandler {
-            callback: Arc::new(callback),
-            batch,
+            driver: Arc::new(driver(env, callback, batch, options.yield_signal.clone())?),
         });
         Ok((options, handler, sink))
     };
@@ -403,139 +398,154 @@ fn read_schema(env: &Env, value: &Unknown<'_>) -> CoreResult<PayloadSchema> {
     }
 }
 
-/// The JavaScript callback, called on the event loop and awaited.
-struct JsHandler {
-    callback:
-        Arc<ThreadsafeFunction<JsDeliveries, CallbackOutcome, JsDeliveries, napi::Status, false>>,
+/// Wraps the application's callback once per consumer. Each crossing carries
+/// a run of messages as one JSON text (parsed by V8 in a single call) plus, for
+/// raw payloads, one Buffer that the messages' values are views into; the
+/// driver then calls the callback on each message in order, awaiting each, and
+/// stops at the first failure. It settles with `null`, `[index, reason]`, or
+/// `[index]` when a drain asked it to report progress (`shouldYield`).
+const DRIVER: &str = r#"(function makeDriver(callback, batch, shouldYield) {
+  'use strict';
+  function reason(error) {
+    try {
+      if (error !== null && typeof error === 'object' && typeof error.message === 'string') return error.message;
+      return String(error);
+    } catch {
+      return 'the callback failed with a value that cannot be shown';
+    }
+  }
+  function thenable(value) {
+    try {
+      return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function';
+    } catch {
+      return false;
+    }
+  }
+  return function drive(json, payloads) {
+    const messages = JSON.parse(json);
+    if (payloads !== null) {
+      for (const message of messages) {
+        const range = message.value;
+        message.value = range === null ? null : payloads.subarray(range[0], range[1]);
+      }
+    }
+    if (batch) {
+      let result;
+      try {
+        result = callback(messages);
+      } catch (error) {
+        return [0, reason(error)];
+      }
+      return thenable(result) ? Promise.resolve(result).then(() => null, (error) => [0, reason(error)]) : null;
+    }
+    let index = 0;
+    const next = () => {
+      const first = index;
+      while (index < messages.length) {
+        if (index > first && shouldYield()) return [index];
+        const at = index++;
+        let result;
+        try {
+          result = callback(messages[at]);
+        } catch (error) {
+          return [at, reason(error)];
+        }
+        if (thenable(result)) return Promise.resolve(result).then(next, (error) => [at, reason(error)]);
+      }
+      return null;
+    };
+    return next();
+  };
+})"#;
+
+type DriverArgs = FnArgs<(String, Option<Buffer>)>;
+type MakeDriverArgs<'env> = FnArgs<(Unknown<'env>, bool, Function<'env, (), bool>)>;
+type Driver = ThreadsafeFunction<DriverArgs, DriveOutcome, DriverArgs, napi::Status, false>;
+
+/// The driver around `callback`, as a thread-safe function the core awaits.
+fn driver(
+    env: &Env,
+    callback: Unknown<'_>,
     batch: bool,
+    yield_signal: YieldSignal,
+) -> CoreResult<Driver> {
+    let failed = |error: napi::Error| js::invalid(format!("callback: {}", error.reason));
+    let should_yield: Function<'_, (), bool> = env
+        .create_function_from_closure("shouldYield", move |_| Ok(yield_signal.is_raised()))
+        .map_err(failed)?;
+    let make: Function<'_, MakeDriverArgs<'_>, Unknown<'_>> =
+        env.run_script(DRIVER).map_err(failed)?;
+    let drive = make
+        .call(FnArgs::from((callback, batch, should_yield)))
+        .map_err(failed)?;
+    // SAFETY: `makeDriver` returns a function of this environment.
+    let drive: Function<'_, DriverArgs, DriveOutcome> =
+        unsafe { Function::from_napi_value(env.raw(), drive.raw()) }.map_err(failed)?;
+    drive
+        .build_threadsafe_function::<DriverArgs>()
+        .callee_handled::<false>()
+        .build()
+        .map_err(failed)
+}
+
+/// The JavaScript callback, called on the event loop through the driver and awaited.
+struct JsHandler {
+    driver: Arc<Driver>,
 }
 
 impl MessageHandler for JsHandler {
     fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
-        let callback = self.callback.clone();
-        let argument = JsDeliveries {
-            deliveries,
-            batch: self.batch,
-        };
+        let driver = self.driver.clone();
         Box::pin(async move {
-            let failure = |error: napi::Error| HandlerFailure {
-                message: error.reason,
+            let EncodedDeliveries { json, payloads } = EncodedDeliveries::encode(&deliveries);
+            let failure = |error: napi::Error| {
+                Interrupted::Failed(HandlerFailure {
+                    index: 0,
+                    message: error.reason,
+                })
             };
-            match callback.call_async_catch(argument).await.map_err(failure)? {
-                CallbackOutcome::Settled => Ok(()),
-                CallbackOutcome::Pending(promise) => promise.await.map(|_| ()).map_err(failure),
+            let arguments = FnArgs::from((json, payloads.map(Buffer::from)));
+            let result = match driver.call_async_catch(arguments).await.map_err(failure)? {
+                DriveOutcome::Settled(result) => result,
+                DriveOutcome::Pending(promise) => promise.await.map_err(failure)?,
+            };
+            match result {
+                DriveResult::Done => Ok(()),
+                DriveResult::Yielded { index } => Err(Interrupted::Yielded { index }),
+                DriveResult::Failed { index, message } => {
+                    Err(Interrupted::Failed(HandlerFailure { index, message }))
+                }
             }
         })
     }
 }
 
-/// The callback's argument, built on the JavaScript thread: one message
-/// object, or an array of them in batch mode.
-struct JsDeliveries {
-    deliveries: Vec<Delivery>,
-    batch: bool,
+/// What the driver returned: its result, or a promise of it.
+enum DriveOutcome {
+    Settled(DriveResult),
+    Pending(Promise<DriveResult>),
 }
 
-impl ToNapiValue for JsDeliveries {
-    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        let env = Env::from_raw(raw_env);
-        let json: Object<'_> = env.get_global()?.get_named_property("JSON")?;
-        let parse: Function<'_, String, Unknown<'_>> = json.get_named_property("parse")?;
-        let mut objects = Vec::with_capacity(value.deliveries.len());
-        for delivery in value.deliveries {
-            objects.push(message_object(&env, &parse, delivery)?);
-        }
-        if value.batch {
-            let mut array = env.create_array(objects.len() as u32)?;
-            for (index, object) in objects.into_iter().enumerate() {
-                array.set(index as u32, object)?;
-            }
-            // SAFETY: `array` is a live value of this environment.
-            unsafe { ToNapiValue::to_napi_value(raw_env, array) }
-        } else {
-            match objects.pop() {
-                // SAFETY: `object` is a live value of this environment.
-                Some(object) => unsafe { ToNapiValue::to_napi_value(raw_env, object) },
-                None => Err(napi::Error::new(
-                    napi::Status::GenericFailure,
-                    "no message to deliver",
-                )),
-            }
-        }
-    }
-}
-
-fn message_object<'env>(
-    env: &'env Env,
-    parse: &Function<'_, String, Unknown<'_>>,
-    delivery: Delivery,
-) -> napi::Result<Object<'env>> {
-    let message = &delivery.message;
-    let mut object = Object::new(env)?;
-    object.set_named_property("topic", message.topic.as_str())?;
-    object.set_named_property("partition", message.partition)?;
-    object.set_named_property("offset", message.offset)?;
-    object.set_named_property(
-        "key",
-        message
-            .key
-            .as_deref()
-            .map(String::from_utf8_lossy)
-            .map(|key| key.into_owned()),
-    )?;
-    match delivery.form {
-        ValueForm::Json => {
-            let text = message
-                .payload
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            let parsed = parse.call(text.into_owned())?;
-            object.set_named_property("value", parsed)?;
-        }
-        ValueForm::Raw => match &message.payload {
-            Some(payload) => object.set_named_property("value", Buffer::from(payload.clone()))?,
-            None => object.set_named_property("value", napi::bindgen_prelude::Null)?,
-        },
-        ValueForm::Null => object.set_named_property("value", napi::bindgen_prelude::Null)?,
-    }
-    let mut headers = Object::new(env)?;
-    for (name, value) in &message.headers {
-        let text = value
-            .as_deref()
-            .map(String::from_utf8_lossy)
-            .map(|value| value.into_owned());
-        headers.set_named_property(name, text)?;
-    }
-    object.set_named_property("headers", headers)?;
-    object.set_named_property("timestamp", message.timestamp)?;
-    object.set_named_property("attempt", delivery.attempt)?;
-    Ok(object)
-}
-
-/// What the callback returned: a promise to await, or anything else (done).
-enum CallbackOutcome {
-    Settled,
-    Pending(Promise<Ignored>),
-}
-
-impl FromNapiValue for CallbackOutcome {
+impl FromNapiValue for DriveOutcome {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         let mut is_promise = false;
         // SAFETY: `value` is a live value of `env`, on its thread.
         let status = unsafe { sys::napi_is_promise(env, value, &mut is_promise) };
         if status == sys::Status::napi_ok && is_promise {
             // SAFETY: as above; the value is a promise.
-            Ok(CallbackOutcome::Pending(unsafe {
+            Ok(DriveOutcome::Pending(unsafe {
                 Promise::from_napi_value(env, value)
             }?))
         } else {
-            Ok(CallbackOutcome::Settled)
+            // SAFETY: as above.
+            Ok(DriveOutcome::Settled(unsafe {
+                DriveResult::from_napi_value(env, value)
+            }?))
         }
     }
 }
 
-impl TypeName for CallbackOutcome {
+impl TypeName for DriveOutcome {
     fn type_name() -> &'static str {
         "unknown"
     }
@@ -545,13 +555,43 @@ impl TypeName for CallbackOutcome {
     }
 }
 
-impl ValidateNapiValue for CallbackOutcome {}
+impl ValidateNapiValue for DriveOutcome {}
 
-/// A promise's resolved value, which the consumer does not use.
-struct Ignored;
+/// `null` when every message was handled; `[index, reason]` at the first
+/// failure; `[index]` when it stopped early to report progress.
+enum DriveResult {
+    Done,
+    Yielded { index: usize },
+    Failed { index: usize, message: String },
+}
 
-impl FromNapiValue for Ignored {
-    unsafe fn from_napi_value(_env: sys::napi_env, _value: sys::napi_value) -> napi::Result<Self> {
-        Ok(Ignored)
+impl FromNapiValue for DriveResult {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: `value` is a live value of `env`, on its thread.
+        let value = unsafe { Unknown::from_napi_value(env, value) }?;
+        if !value.is_array().unwrap_or(false) {
+            return Ok(DriveResult::Done);
+        }
+        // SAFETY: as above.
+        let failure = unsafe { Object::from_napi_value(env, value.raw()) }?;
+        let index: f64 = failure.get_element(0)?;
+        let index = index as usize;
+        if failure.get_array_length()? < 2 {
+            return Ok(DriveResult::Yielded { index });
+        }
+        let message: String = failure.get_element(1)?;
+        Ok(DriveResult::Failed { index, message })
     }
 }
+
+impl TypeName for DriveResult {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ValidateNapiValue for DriveResult {}

@@ -51,6 +51,10 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("allow.auto.create.topics", "true"),
 ];
 
+/// Most messages of one lane handed to the application in one crossing:
+/// enough to amortise the crossing, few enough to keep the event loop free.
+const MAX_SEQUENCE: usize = 256;
+
 /// How long the poll thread waits for events when no message was taken.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
 
@@ -124,6 +128,27 @@ pub struct ConsumerOptions {
     pub drain_timeout: Duration,
     /// How long `register` waits for the first partition assignment.
     pub join_timeout: Duration,
+    /// Raised while a revoke or `close` drains, so that a handler running a
+    /// sequence of messages reports its progress after each one.
+    pub yield_signal: YieldSignal,
+}
+
+/// A flag the handler can read on the application's thread without waiting.
+#[derive(Debug, Clone, Default)]
+pub struct YieldSignal(Arc<AtomicBool>);
+
+impl YieldSignal {
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn lower(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl ConsumerOptions {
@@ -142,6 +167,7 @@ impl ConsumerOptions {
             session_timeout: Duration::from_secs(45),
             drain_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(60),
+            yield_signal: YieldSignal::default(),
         }
     }
 
@@ -221,14 +247,34 @@ pub struct Delivery {
 /// Why the handler failed (its error's message, as the application threw it).
 #[derive(Debug, Clone)]
 pub struct HandlerFailure {
+    /// Which delivery failed: the ones before it were handled, the ones after
+    /// it were not tried. Always 0 in batch mode, where the batch fails whole.
+    pub index: usize,
     pub message: String,
 }
 
-pub type HandlerFuture =
-    Pin<Box<dyn Future<Output = std::result::Result<(), HandlerFailure>> + Send>>;
+/// Why a handler call ended before handling every delivery.
+#[derive(Debug, Clone)]
+pub enum Interrupted {
+    /// The delivery at `failure.index` failed; the ones before it were handled.
+    Failed(HandlerFailure),
+    /// The yield signal was raised: the deliveries before `index` were
+    /// handled, the rest not tried. Only runs of several messages yield.
+    Yielded { index: usize },
+}
 
-/// The application's callback. In batch mode `deliveries` holds the whole
-/// batch; otherwise exactly one message.
+impl From<HandlerFailure> for Interrupted {
+    fn from(failure: HandlerFailure) -> Self {
+        Interrupted::Failed(failure)
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = std::result::Result<(), Interrupted>> + Send>>;
+
+/// The application's callback. In batch mode it gets `deliveries` at once.
+/// Otherwise it is called on each delivery in order, each awaited before the
+/// next, stopping at the first failure: several messages of one lane share a
+/// single crossing into the application's runtime.
 pub trait MessageHandler: Send + Sync + 'static {
     fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture;
 }
@@ -311,34 +357,37 @@ impl OffsetTracker {
         }
     }
 
-    /// Marks `offset` finished and returns the new offset to store, if the
-    /// low-watermark moved.
+    /// Marks `offset` finished. Returns how many offsets left the tracker (the
+    /// finished run at the front, now safe to commit) and the new offset to
+    /// store, if the low-watermark moved.
     fn finished(
         &mut self,
         key: &PartitionKey,
         generation: u64,
         offset: i64,
-    ) -> (bool, Option<i64>) {
+    ) -> (usize, Option<i64>) {
         let Some(partition) = self
             .partitions
             .get_mut(key)
             .filter(|partition| partition.generation == generation)
         else {
-            return (false, None);
+            return (0, None);
         };
         let Some(done) = partition.outstanding.get_mut(&offset) else {
-            return (false, None);
+            return (0, None);
         };
         *done = true;
         let mut advanced = None;
+        let mut released = 0;
         while let Some((&first, &true)) = partition.outstanding.first_key_value() {
             partition.outstanding.remove(&first);
             advanced = Some(first);
+            released += 1;
         }
         if advanced.is_some() {
             partition.stored = advanced;
         }
-        (true, advanced)
+        (released, advanced)
     }
 
     fn outstanding(&self, key: &PartitionKey) -> usize {
@@ -382,12 +431,15 @@ impl Shared {
 
     fn finish(&self, message: &ReceivedMessage, generation: u64) {
         let key = (message.topic.clone(), message.partition);
-        let (counted, store) = match self.tracker.lock() {
+        // In flight until committable: a finished message behind an unfinished
+        // one of its partition would be redelivered too, so it still counts
+        // against `max_in_flight`, which thereby bounds redeliveries.
+        let (released, store) = match self.tracker.lock() {
             Ok(mut tracker) => tracker.finished(&key, generation, message.offset),
-            Err(_) => (false, None),
+            Err(_) => (0, None),
         };
-        if counted {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if released > 0 {
+            self.in_flight.fetch_sub(released, Ordering::AcqRel);
         }
         if let Some(offset) = store {
             let consumer = self.consumer.lock().ok().and_then(|guard| guard.clone());
@@ -437,6 +489,7 @@ impl ConsumerContext for ConsumerHooks {
             tracing::info!("Partitions revoked: {}", describe(&revoked));
             // Let started messages of the revoked partitions finish, so their
             // offsets are committed before another member takes over.
+            shared.options.yield_signal.raise();
             let deadline = Instant::now() + shared.options.drain_timeout;
             loop {
                 let outstanding: usize = match shared.tracker.lock() {
@@ -452,6 +505,7 @@ impl ConsumerContext for ConsumerHooks {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+            shared.options.yield_signal.lower();
             commit_stored(consumer, "revoke");
             if let Ok(mut tracker) = shared.tracker.lock() {
                 let abandoned: usize = revoked.iter().map(|key| tracker.revoke(key)).sum();
@@ -576,9 +630,18 @@ impl ConsumerHandle {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
         options.validate()?;
+        // KAFKA_CLIENT_ID names the app's producer; consumers that took it would
+        // all default to one group and split each other's topics.
+        let env = |key: &str| {
+            if key == crate::core::config::ENV_CLIENT_ID {
+                None
+            } else {
+                env(key)
+            }
+        };
         let mut client = options.client.clone();
         let default_client_id = format!("{}-consumer", options.topics[0]);
-        let probe = ClientSettings::resolve(&client, &[], &default_client_id, &env)?;
+        let probe = ClientSettings::resolve(&client, &[], &default_client_id, env)?;
         let group_id = options
             .group_id
             .clone()
@@ -605,7 +668,7 @@ impl ConsumerHandle {
             .entry("auto.offset.reset".into())
             .or_insert_with(|| reset.into());
         let settings =
-            ClientSettings::resolve(&client, CONSUMER_DEFAULTS, &default_client_id, &env)?;
+            ClientSettings::resolve(&client, CONSUMER_DEFAULTS, &default_client_id, env)?;
         if settings.property("enable.auto.offset.store") != Some("false") {
             return Err(CoreError::invalid_config(
                 "enable.auto.offset.store",
@@ -626,7 +689,7 @@ impl ConsumerHandle {
                     },
                     ..ProducerOptions::default()
                 };
-                Some(Producer::with_env(producer_options, sink.clone(), &env)?)
+                Some(Producer::with_env(producer_options, sink.clone(), env)?)
             }
         };
 
@@ -1020,6 +1083,7 @@ fn finish_close(
         let _ = consumer.pause(&assignment);
     }
     drop(to_dispatcher);
+    shared.options.yield_signal.raise();
     let deadline = Instant::now() + shared.options.drain_timeout;
     while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
         // Keep serving librdkafka's callbacks while waiting.
@@ -1186,10 +1250,13 @@ impl Dispatcher {
 
     async fn drain_lane(&self, lanes: &Mutex<Lanes>, key: LaneKey) {
         loop {
-            let work = match lanes.lock() {
-                Ok(mut lanes) => match lanes.queues.get_mut(&key).and_then(VecDeque::pop_front) {
-                    Some(work) => work,
-                    None => {
+            let works: Vec<Work> = match lanes.lock() {
+                Ok(mut lanes) => match lanes.queues.get_mut(&key) {
+                    Some(queue) if !queue.is_empty() => {
+                        let take = queue.len().min(MAX_SEQUENCE);
+                        queue.drain(..take).collect()
+                    }
+                    _ => {
                         lanes.queues.remove(&key);
                         lanes.active.remove(&key);
                         return;
@@ -1197,8 +1264,93 @@ impl Dispatcher {
                 },
                 Err(_) => return,
             };
-            self.process(vec![work]).await;
+            self.process_in_order(works).await;
         }
+    }
+
+    /// Handles a lane's messages one after the other: runs of valid messages
+    /// go to the handler as one sequence; a failure is retried (then parked)
+    /// before the messages after it are tried.
+    async fn process_in_order(&self, works: Vec<Work>) {
+        let mut pending = works.into_iter().peekable();
+        while pending.peek().is_some() {
+            let mut run = Vec::new();
+            while let Some(work) = pending.next_if(|work| work.verdict.is_ok()) {
+                if self.is_revoked(&work) {
+                    self.shared.finish(&work.message, work.generation);
+                } else {
+                    run.push(work);
+                }
+            }
+            self.handle_run(run).await;
+            if let Some(invalid) = pending.next_if(|work| work.verdict.is_err()) {
+                self.process(vec![invalid]).await;
+            }
+        }
+    }
+
+    async fn handle_run(&self, mut run: Vec<Work>) {
+        while !run.is_empty() {
+            let deliveries = run
+                .iter()
+                .map(|work| Delivery {
+                    message: work.message.clone(),
+                    form: work.verdict.clone().unwrap_or(ValueForm::Raw),
+                    attempt: 1,
+                })
+                .collect();
+            let outcome = self.handler.handle(deliveries).await;
+            let handled = match &outcome {
+                Ok(()) => run.len(),
+                Err(Interrupted::Failed(failure)) => failure.index,
+                Err(Interrupted::Yielded { index }) => *index,
+            }
+            .min(run.len());
+            self.shared
+                .counters
+                .processed
+                .fetch_add(handled as u64, Ordering::Relaxed);
+            let rest = run.split_off(handled);
+            for work in &run {
+                self.shared.finish(&work.message, work.generation);
+            }
+            run = rest;
+            let Err(Interrupted::Failed(failure)) = outcome else {
+                continue;
+            };
+            if run.is_empty() {
+                return;
+            }
+            let failed = run.remove(0);
+            self.retry_after_failure(&failed, failure).await;
+            self.shared.finish(&failed.message, failed.generation);
+        }
+    }
+
+    /// A message whose first attempt failed inside a sequence: retried on its
+    /// own with backoff, then parked.
+    async fn retry_after_failure(&self, work: &Work, failure: HandlerFailure) {
+        let works = std::slice::from_ref(work);
+        if self.shared.options.retry.retries == 0 || self.shared.closing.load(Ordering::Acquire) {
+            tracing::error!(
+                "Handler failed for {} after 1 attempt(s): {}",
+                describe_works(works),
+                failure.message
+            );
+            return self
+                .park(work, "ERR_HANDLER_FAILED", &failure.message, 1)
+                .await;
+        }
+        let pause = self.shared.options.retry.backoff(1);
+        tracing::warn!(
+            "Handler failed for {} (attempt 1): {}; retrying in {} ms",
+            describe_works(works),
+            failure.message,
+            pause.as_millis()
+        );
+        self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(pause).await;
+        self.handle_with_retries(works, 2).await;
     }
 
     async fn run_batches(&self, incoming: &mut mpsc::UnboundedReceiver<Work>, batch: BatchOptions) {
@@ -1236,11 +1388,15 @@ impl Dispatcher {
             }
         }
         if !valid.is_empty() && !self.skip_if_revoked(&valid) {
-            self.handle_with_retries(&valid).await;
+            self.handle_with_retries(&valid, 1).await;
         }
         for work in invalid.iter().chain(valid.iter()) {
             self.shared.finish(&work.message, work.generation);
         }
+    }
+
+    fn is_revoked(&self, work: &Work) -> bool {
+        self.skip_if_revoked(std::slice::from_ref(work))
     }
 
     /// Messages of a partition revoked since they arrived are not handled:
@@ -1255,9 +1411,9 @@ impl Dispatcher {
         })
     }
 
-    async fn handle_with_retries(&self, works: &[Work]) {
+    async fn handle_with_retries(&self, works: &[Work], first_attempt: u32) {
         let retry = self.shared.options.retry;
-        let mut attempt = 1u32;
+        let mut attempt = first_attempt;
         loop {
             let deliveries = works
                 .iter()
@@ -1268,6 +1424,8 @@ impl Dispatcher {
                 })
                 .collect();
             match self.handler.handle(deliveries).await {
+                // Single messages and batches never yield; run them again if one did.
+                Err(Interrupted::Yielded { .. }) => continue,
                 Ok(()) => {
                     self.shared
                         .counters
@@ -1275,7 +1433,7 @@ impl Dispatcher {
                         .fetch_add(works.len() as u64, Ordering::Relaxed);
                     return;
                 }
-                Err(failure)
+                Err(Interrupted::Failed(failure))
                     if attempt <= retry.retries && !self.shared.closing.load(Ordering::Acquire) =>
                 {
                     let pause = retry.backoff(attempt);
@@ -1292,7 +1450,7 @@ impl Dispatcher {
                     tokio::time::sleep(pause).await;
                     attempt += 1;
                 }
-                Err(failure) => {
+                Err(Interrupted::Failed(failure)) => {
                     tracing::error!(
                         "Handler failed for {} after {attempt} attempt(s): {}",
                         describe_works(works),
@@ -1451,9 +1609,10 @@ mod tests {
         fn handle(&self, _deliveries: Vec<Delivery>) -> HandlerFuture {
             self.0.fetch_add(1, Ordering::SeqCst);
             Box::pin(async {
-                Err(HandlerFailure {
+                Err(Interrupted::Failed(HandlerFailure {
+                    index: 0,
                     message: "always fails".into(),
-                })
+                }))
             })
         }
     }
@@ -1568,6 +1727,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_no_brokers_clients_share_the_embedded_cluster() {
         let no_env = |_: &str| None;
+        // The producer's client id must not become every consumer's default group.
+        let producer_id_only =
+            |key: &str| (key == "KAFKA_CLIENT_ID").then(|| "movie-stream-producer".to_string());
         let topic = format!("embedded-roundtrip-{}", std::process::id());
         let mut options = ConsumerOptions::new(vec![topic.clone()]);
         options.client.log_level = Some(LogLevel::Off);
@@ -1577,10 +1739,12 @@ mod tests {
             options,
             handler.clone(),
             Arc::new(StderrSink),
-            no_env,
+            producer_id_only,
         )
         .await
         .unwrap();
+        assert_eq!(consumer.name(), format!("{topic}-consumer"));
+        assert_eq!(consumer.group_id(), format!("{topic}-consumer-group"));
 
         let mut producer_options = ProducerOptions::default();
         producer_options.client.log_level = Some(LogLevel::Off);
@@ -1634,13 +1798,13 @@ mod tests {
         for offset in 10..15 {
             assert!(tracker.received(&key, offset));
         }
-        assert_eq!(tracker.finished(&key, generation, 12), (true, None));
-        assert_eq!(tracker.finished(&key, generation, 10), (true, Some(10)));
-        assert_eq!(tracker.finished(&key, generation, 11), (true, Some(12)));
-        assert_eq!(tracker.finished(&key, generation, 14), (true, None));
+        assert_eq!(tracker.finished(&key, generation, 12), (0, None));
+        assert_eq!(tracker.finished(&key, generation, 10), (1, Some(10)));
+        assert_eq!(tracker.finished(&key, generation, 11), (2, Some(12)));
+        assert_eq!(tracker.finished(&key, generation, 14), (0, None));
         // 13 still runs; 14 waits behind it.
         assert_eq!(tracker.outstanding(&key), 2);
-        assert_eq!(tracker.finished(&key, generation, 13), (true, Some(14)));
+        assert_eq!(tracker.finished(&key, generation, 13), (2, Some(14)));
         assert_eq!(tracker.outstanding(&key), 0);
     }
 
@@ -1653,7 +1817,7 @@ mod tests {
         assert_eq!(tracker.revoke(&key), 1);
         let new = tracker.assign(key.clone());
         assert_ne!(old, new);
-        assert_eq!(tracker.finished(&key, old, 5), (false, None));
+        assert_eq!(tracker.finished(&key, old, 5), (0, None));
         assert!(!tracker.received(&("other".to_string(), 0), 1));
     }
 

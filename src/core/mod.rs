@@ -5,6 +5,7 @@ pub mod config;
 pub mod consumer;
 pub mod context;
 pub mod embedded;
+pub mod encoded;
 pub mod error;
 pub mod events;
 pub mod logging;
