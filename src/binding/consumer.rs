@@ -12,8 +12,8 @@ use crate::core::consumer::{
 use crate::core::encoded::EncodedDeliveries;
 use crate::core::schema::PayloadSchema;
 use napi::bindgen_prelude::{
-    Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, Promise, PromiseRaw, TypeName,
-    Unknown, ValidateNapiValue,
+    Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, Promise, PromiseRaw,
+    ToNapiValue, TypeName, Unknown, ValidateNapiValue,
 };
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{sys, Env, JsValue, ValueType};
@@ -458,7 +458,7 @@ const DRIVER: &str = r#"(function makeDriver(callback, batch, shouldYield) {
   };
 })"#;
 
-type DriverArgs = FnArgs<(String, Option<Buffer>)>;
+type DriverArgs = FnArgs<(JsonText, Option<Buffer>)>;
 type MakeDriverArgs<'env> = FnArgs<(Unknown<'env>, bool, Function<'env, (), bool>)>;
 type Driver = ThreadsafeFunction<DriverArgs, DriveOutcome, DriverArgs, napi::Status, false>;
 
@@ -504,7 +504,7 @@ impl MessageHandler for JsHandler {
                     message: error.reason,
                 })
             };
-            let arguments = FnArgs::from((json, payloads.map(Buffer::from)));
+            let arguments = FnArgs::from((JsonText(json), payloads.map(Buffer::from)));
             let result = match driver.call_async_catch(arguments).await.map_err(failure)? {
                 DriveOutcome::Settled(result) => result,
                 DriveOutcome::Pending(promise) => promise.await.map_err(failure)?,
@@ -517,6 +517,22 @@ impl MessageHandler for JsHandler {
                 }
             }
         })
+    }
+}
+
+/// The encoded messages, handed to V8 as Latin-1 when they are ASCII (the
+/// common case): the same characters, without UTF-8 decoding.
+struct JsonText(String);
+
+impl ToNapiValue for JsonText {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        let env = Env::from_raw(env);
+        let text = if value.0.is_ascii() {
+            env.create_string_latin1(value.0.as_bytes())?
+        } else {
+            env.create_string(&value.0)?
+        };
+        Ok(text.raw())
     }
 }
 

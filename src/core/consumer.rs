@@ -430,29 +430,45 @@ impl Shared {
     }
 
     fn finish(&self, message: &ReceivedMessage, generation: u64) {
-        let key = (message.topic.clone(), message.partition);
+        self.finish_all(std::iter::once((message, generation)));
+    }
+
+    /// Marks messages finished, storing at most one offset per partition: a
+    /// run of messages is finished under one lock with one store each.
+    fn finish_all<'m>(&self, finished: impl IntoIterator<Item = (&'m ReceivedMessage, u64)>) {
         // In flight until committable: a finished message behind an unfinished
         // one of its partition would be redelivered too, so it still counts
         // against `max_in_flight`, which thereby bounds redeliveries.
-        let (released, store) = match self.tracker.lock() {
-            Ok(mut tracker) => tracker.finished(&key, generation, message.offset),
-            Err(_) => (0, None),
-        };
+        let mut released = 0;
+        let mut stores: Vec<(&str, i32, i64)> = Vec::new();
+        if let Ok(mut tracker) = self.tracker.lock() {
+            for (message, generation) in finished {
+                let key = (message.topic.clone(), message.partition);
+                let (count, store) = tracker.finished(&key, generation, message.offset);
+                released += count;
+                if let Some(offset) = store {
+                    match stores.iter_mut().find(|(topic, partition, _)| {
+                        *topic == message.topic && *partition == message.partition
+                    }) {
+                        Some(entry) => entry.2 = entry.2.max(offset),
+                        None => stores.push((&message.topic, message.partition, offset)),
+                    }
+                }
+            }
+        }
         if released > 0 {
             self.in_flight.fetch_sub(released, Ordering::AcqRel);
         }
-        if let Some(offset) = store {
-            let consumer = self.consumer.lock().ok().and_then(|guard| guard.clone());
-            if let Some(consumer) = consumer {
-                if let Err(error) = consumer.store_offset(&key.0, key.1, offset) {
-                    self.span().in_scope(|| {
-                        tracing::debug!(
-                            "offset {offset} of {}[{}] not stored: {error}",
-                            key.0,
-                            key.1
-                        )
-                    });
-                }
+        if stores.is_empty() {
+            return;
+        }
+        let consumer = self.consumer.lock().ok().and_then(|guard| guard.clone());
+        let Some(consumer) = consumer else { return };
+        for (topic, partition, offset) in stores {
+            if let Err(error) = consumer.store_offset(topic, partition, offset) {
+                self.span().in_scope(|| {
+                    tracing::debug!("offset {offset} of {topic}[{partition}] not stored: {error}")
+                });
             }
         }
     }
@@ -1311,9 +1327,8 @@ impl Dispatcher {
                 .processed
                 .fetch_add(handled as u64, Ordering::Relaxed);
             let rest = run.split_off(handled);
-            for work in &run {
-                self.shared.finish(&work.message, work.generation);
-            }
+            self.shared
+                .finish_all(run.iter().map(|work| (&*work.message, work.generation)));
             run = rest;
             let Err(Interrupted::Failed(failure)) = outcome else {
                 continue;
@@ -1390,9 +1405,12 @@ impl Dispatcher {
         if !valid.is_empty() && !self.skip_if_revoked(&valid) {
             self.handle_with_retries(&valid, 1).await;
         }
-        for work in invalid.iter().chain(valid.iter()) {
-            self.shared.finish(&work.message, work.generation);
-        }
+        self.shared.finish_all(
+            invalid
+                .iter()
+                .chain(valid.iter())
+                .map(|work| (&*work.message, work.generation)),
+        );
     }
 
     fn is_revoked(&self, work: &Work) -> bool {
