@@ -451,3 +451,38 @@ test('bad arguments are rejected with codes', async () => {
     await expect(call()).rejects.toMatchObject({ code });
   }
 });
+
+test('a run of messages stops at a failure: the failed one is retried before any later one, sync throws included', async () => {
+  const total = 60;
+  const topic = await topicWith(1, total, (i) => ({ key: `k${i % 3}`, value: { id: i } }));
+  /** @type {Array<[number, number]>} */
+  const calls = [];
+  const failures = new Map([
+    [10, 2],
+    [25, 1],
+  ]);
+  const consumer = await register(
+    topic,
+    (message) => {
+      const { id } = message.value;
+      calls.push([id, message.attempt]);
+      const left = failures.get(id) ?? 0;
+      if (left > 0) {
+        failures.set(id, left - 1);
+        // 25 throws synchronously; 10 rejects, through a thenable that is not a Promise.
+        if (id === 25) throw new Error(`sync failure of ${id}`);
+        return { then: (_resolve, reject) => reject(new Error(`async failure of ${id}`)) };
+      }
+      return id % 2 === 0 ? Promise.resolve() : undefined;
+    },
+    { retry: { retries: 3, initialBackoffMs: 10 } },
+  );
+  await eventually(() => consumer.stats().processed === total, { what: 'every message' });
+  const expected = [];
+  for (let id = 0; id < total; id++) {
+    const attempts = id === 10 ? 3 : id === 25 ? 2 : 1;
+    for (let attempt = 1; attempt <= attempts; attempt++) expected.push([id, attempt]);
+  }
+  expect(calls).toEqual(expected);
+  expect(consumer.stats()).toMatchObject({ retried: 3, deadLettered: 0, inFlight: 0 });
+});
