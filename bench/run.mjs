@@ -39,8 +39,8 @@ const OPTIONS = {
   cases: ['string', ALL_KINDS.join(','), undefined, `cases to run, comma-separated (${ALL_KINDS.join(', ')})`],
   repetitions: ['string', '3', '1', 'runs of each case per client (median and min–max are reported)'],
   sizes: ['string', '1024,100', undefined, 'payload sizes of the produce cases, bytes'],
-  messages: ['string', '50000', '5000', 'produce: messages per run at most'],
-  'max-seconds': ['string', '5', '2', 'produce: stop issuing after this long (slow clients)'],
+  messages: ['string', '30000', '5000', 'produce: messages per run at most'],
+  'max-seconds': ['string', '3', '2', 'produce: stop issuing after this long (slow clients)'],
   window: ['string', '1000', undefined, 'produce one-per-message: unacknowledged messages at most'],
   'batch-size': ['string', '500', undefined, 'messages per batch (produce batch calls, consume batches)'],
   'batch-window': ['string', '4', undefined, 'produce batch: unacknowledged batch calls at most'],
@@ -50,13 +50,19 @@ const OPTIONS = {
   'batch-wait-ms': ['string', '10', undefined, 'consume batch: how long a batch may wait to fill'],
   concurrency: ['string', '8', undefined, 'consume per-message: handlers in parallel where the client has it'],
   'fetch-wait-ms': ['string', '100', undefined, 'consume: fetch.wait.max.ms (or equivalent)'],
-  rate: ['string', '1000', undefined, 'latency: messages per second offered'],
-  'latency-seconds': ['string', '5', '2', 'latency: how long to offer them'],
+  rate: ['string', '500', undefined, 'latency: messages per second offered'],
+  'latency-seconds': ['string', '4', '2', 'latency: how long to offer them'],
   'latency-fetch-wait-ms': ['string', '10', undefined, 'latency: fetch.wait.max.ms (Tansu parks empty fetches)'],
   groups: ['string', '10', undefined, 'groups: consumer groups in one process'],
-  'group-messages': ['string', '5000', '1000', 'groups: messages each group reads'],
+  'group-messages': ['string', '2000', '1000', 'groups: messages each group reads'],
   partitions: ['string', '4', undefined, 'partitions of every topic'],
   'session-timeout-ms': ['string', '6000', undefined, 'consumers (Tansu stalls the first join for half of it)'],
+  'rdkafka-consumer-config': [
+    'string',
+    '',
+    undefined,
+    'k=v,... librdkafka consumer properties for the librdkafka-based clients (rust, napi, confluent, crab)',
+  ],
   'eld-resolution-ms': ['string', '1', undefined, 'event-loop delay sampling period'],
   'timeout-seconds': ['string', '60', undefined, 'consume/latency: give up on a run after this long'],
   ceiling: [
@@ -122,6 +128,13 @@ function parseOptions(argv) {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  /** @type {Record<string, string>} */
+  const rdkafkaConsumerConfig = {};
+  for (const pair of String(raw('rdkafka-consumer-config')).split(',').filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new UsageError(`--rdkafka-consumer-config: expected key=value, got ${pair}`);
+    rdkafkaConsumerConfig[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
   const compression = String(raw('compression'));
   if (!['lz4', 'none'].includes(compression)) throw new UsageError('--compression must be lz4 or none');
   return {
@@ -157,6 +170,7 @@ function parseOptions(argv) {
     groupMessages: number('group-messages', 1),
     partitions: number('partitions', 1),
     sessionTimeoutMs: number('session-timeout-ms', 1000),
+    rdkafkaConsumerConfig,
     eldResolutionMs: number('eld-resolution-ms', 1),
     timeoutSeconds: number('timeout-seconds', 1),
     ceiling: String(raw('ceiling') ?? path.join(ROOT, 'target', HOST_TARGET, 'release', 'examples', 'bench_ceiling')),
@@ -294,6 +308,9 @@ function ceilingArgs(/** @type {Record<string, any>} */ spec) {
     seconds: spec.seconds,
     groups: spec.groups,
     'timeout-seconds': spec.timeoutSeconds,
+    'consumer-config': Object.entries(spec.rdkafkaConsumerConfig ?? {})
+      .map(([key, value]) => `${key}=${value}`)
+      .join(','),
   };
   return [spec.kind, ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, String(value)])];
 }
@@ -526,6 +543,7 @@ async function runOne(options, admin, runId, preloaded, client, caseDef, repetit
     maxSeconds: options.maxSeconds,
     partitions: options.partitions,
     sessionTimeoutMs: options.sessionTimeoutMs,
+    rdkafkaConsumerConfig: options.rdkafkaConsumerConfig,
     fetchWaitMs: caseDef.kind === 'latency' ? options.latencyFetchWaitMs : options.fetchWaitMs,
     concurrency: options.concurrency,
     rate: options.rate,

@@ -14,7 +14,3 @@ pub mod core;
 // is left out of `cargo test` binaries and of pure-Rust builds.
 #[cfg(all(feature = "node", not(test)))]
 pub mod binding;
-
-#[cfg(all(feature = "node", not(test)))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

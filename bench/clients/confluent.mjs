@@ -1,7 +1,11 @@
 // @ts-check
 // @confluentinc/kafka-javascript through its kafkajs-style API (librdkafka underneath).
 import { createRequire } from 'node:module';
+import { joinSignal } from './joined.mjs';
 import { installedVersion } from './version.mjs';
+
+/** librdkafka's RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, as passed to a rebalance callback. */
+const ASSIGN_PARTITIONS = -175;
 
 const require = createRequire(import.meta.url);
 
@@ -63,6 +67,7 @@ async function start(params, run) {
   const kafka = new KafkaJS.Kafka({
     kafkaJS: { brokers: params.brokers, clientId: params.clientId, logLevel: KafkaJS.logLevel.ERROR },
   });
+  const { joined, join } = joinSignal(params.joinTimeoutMs);
   const consumer = kafka.consumer({
     kafkaJS: {
       groupId: params.groupId,
@@ -71,9 +76,15 @@ async function start(params, run) {
       maxWaitTimeInMs: params.fetchWaitMs,
     },
     'js.consumer.max.batch.size': params.batchSize,
+    ...params.rdkafkaConfig,
+    // Called before the library's own assignment handling, which then goes on as usual.
+    rebalance_cb: (/** @type {{ code: number }} */ error, /** @type {unknown[]} */ assignment) => {
+      if (error.code === ASSIGN_PARTITIONS && assignment.length > 0) join();
+    },
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [params.topic] });
   await consumer.run(run);
+  await joined;
   return consumer;
 }

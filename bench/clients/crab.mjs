@@ -2,6 +2,7 @@
 // kafka-crab-js: a napi-rs addon over librdkafka (rust-rdkafka). Its native package
 // declares Node 24 only; scripts/bench.sh installs it anyway and this records whether it runs.
 // Uses the Web-stream consumers its README recommends (serial, and batches).
+import { joinSignal } from './joined.mjs';
 import { installedVersion } from './version.mjs';
 
 /** @type {typeof import('kafka-crab-js')} */
@@ -64,6 +65,7 @@ function configuration(params) {
     'auto.offset.reset': 'earliest',
     'session.timeout.ms': params.sessionTimeoutMs,
     'fetch.wait.max.ms': params.fetchWaitMs,
+    ...params.rdkafkaConfig,
   };
 }
 
@@ -76,6 +78,10 @@ function configuration(params) {
  * @returns {Promise<import('./types.mjs').BenchConsumer>}
  */
 async function pump(consumer, stream, params, handle) {
+  const { joined, join } = joinSignal(params.joinTimeoutMs);
+  consumer.onEvents((_error, event) => {
+    if (event?.name === 'PostRebalance' && event.payload.action === 'assign' && event.payload.tpl.length > 0) join();
+  });
   await consumer.subscribe(params.topic);
   const reader = stream.getReader();
   const done = (async () => {
@@ -86,6 +92,7 @@ async function pump(consumer, stream, params, handle) {
     }
   })();
   done.catch(() => {}); // ends with the reader on close
+  await joined;
   return {
     async close() {
       await reader.cancel().catch(() => {});

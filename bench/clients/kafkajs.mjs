@@ -2,6 +2,7 @@
 // kafkajs 2.2.x: pure JavaScript. Its idempotent producer fails on Tansu (InitProducerId),
 // so it runs non-idempotent here; lz4 comes from lz4-napi, as kafkajs has only gzip built in.
 import { createRequire } from 'node:module';
+import { joinSignal } from './joined.mjs';
 import { installedVersion } from './version.mjs';
 
 const require = createRequire(import.meta.url);
@@ -76,8 +77,11 @@ async function start(params, run) {
     maxWaitTimeInMs: params.fetchWaitMs,
     allowAutoTopicCreation: false,
   });
+  const { joined, join } = joinSignal(params.joinTimeoutMs);
+  consumer.on(consumer.events.GROUP_JOIN, join);
   await consumer.connect();
   await consumer.subscribe({ topic: params.topic, fromBeginning: true });
   await consumer.run(run);
+  await joined;
   return consumer;
 }

@@ -68,10 +68,11 @@ function napiClient(schema) {
       groupId: params.groupId,
       fromBeginning: true,
       sessionTimeoutMs: params.sessionTimeoutMs,
+      joinTimeoutMs: params.joinTimeoutMs,
       concurrency: params.concurrency,
       schema,
       logLevel: /** @type {const} */ ('warn'),
-      config: { 'fetch.wait.max.ms': params.fetchWaitMs },
+      config: { 'fetch.wait.max.ms': params.fetchWaitMs, ...params.rdkafkaConfig },
     };
   }
 }

@@ -2,6 +2,7 @@
 // @platformatic/kafka: pure JavaScript, declares Node >= 22 (needs Promise.withResolvers,
 // polyfilled here on Node 20). Its idempotent producer fails on Tansu (InitProducerId), so
 // it runs non-idempotent; it has no batch-consume API (a stream of single messages).
+import { joinSignal } from './joined.mjs';
 import { installedVersion } from './version.mjs';
 
 /** @type {typeof import('@platformatic/kafka')} */
@@ -66,6 +67,8 @@ export const platformaticClient = {
       heartbeatInterval: 1000,
       maxWaitTime: params.fetchWaitMs,
     });
+    const { joined, join } = joinSignal(params.joinTimeoutMs);
+    consumer.on('consumer:group:join', join);
     const stream = await consumer.consume({
       topics: [params.topic],
       mode: platformatic.MessagesStreamModes.EARLIEST,
@@ -77,6 +80,7 @@ export const platformaticClient = {
       }
     })();
     done.catch(() => {}); // ends with the stream on close
+    await joined;
     return {
       async close() {
         await stream.close();

@@ -16,7 +16,7 @@
  *   one message, one promise, settled by that message's acknowledgement
  * @property {(topic: string, messages: OutgoingMessage[]) => Promise<unknown>} sendBatch
  *   one call for many messages, settled when all are acknowledged
- * @property {() => Promise<void>} close
+ * @property {() => Promise<void>} close  (the cases do not call it: a worker exits instead)
  *
  * @typedef {object} ConsumerParams
  * @property {string[]} brokers
@@ -29,6 +29,9 @@
  * @property {number} concurrency   parallelism of the per-message handler where the library has it
  * @property {number} batchSize
  * @property {number} batchWaitMs
+ * @property {number} joinTimeoutMs
+ * @property {Record<string, string>} rdkafkaConfig  extra librdkafka consumer properties
+ *   (`--rdkafka-consumer-config`), applied by the librdkafka-based clients only
  *
  * @typedef {(event: any) => Promise<void>} EventHandler   receives the parsed JSON value
  * @typedef {(events: any[]) => Promise<void>} BatchHandler
@@ -42,7 +45,7 @@
  * @property {Record<string, unknown>} consumerSettings
  * @property {((params: ProducerParams) => Promise<BenchProducer>) | null} createProducer
  * @property {(params: ConsumerParams, onEvent: EventHandler) => Promise<BenchConsumer>} consumeEach
- *   resolves once consuming has started (not necessarily joined)
+ *   resolves once the group has assigned partitions to the consumer
  * @property {((params: ConsumerParams, onBatch: BatchHandler) => Promise<BenchConsumer>) | null} consumeBatch
  *   null when the library has no batch API
  */

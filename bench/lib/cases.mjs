@@ -2,6 +2,8 @@
 // The measured cases, written once over the client adapter interface
 // (bench/clients/types.mjs). Each runs in its own worker process (bench/worker.mjs) and
 // returns plain numbers; bench/rust/ceiling.rs implements the same cases in Rust.
+// Clients are not closed: the worker exits once the figures are taken (every message is
+// acknowledged or handled by then), which keeps slow or hanging shutdowns out of the run.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { movieEvent, movieKey, PAYLOAD_POOL, payloadPool } from './payloads.mjs';
@@ -25,6 +27,7 @@ import { quantile, rss } from './stats.mjs';
  * @property {number} maxSeconds     produce: stop issuing after this long
  * @property {number} partitions
  * @property {number} sessionTimeoutMs
+ * @property {Record<string, string>} rdkafkaConsumerConfig  extra properties for librdkafka-based clients
  * @property {number} fetchWaitMs
  * @property {number} concurrency
  * @property {number} rate           latency: messages per second offered
@@ -35,6 +38,13 @@ import { quantile, rss } from './stats.mjs';
  */
 
 /** @typedef {import('../clients/types.mjs').BenchClient} BenchClient */
+
+/**
+ * Every producer and consumer of the run, referenced until the process exits, as an app keeps
+ * its clients: a client whose handle is garbage-collected may stop (kafka-napi's consumer does).
+ * @type {unknown[]}
+ */
+const liveClients = [];
 
 /**
  * @param {BenchClient} client
@@ -73,6 +83,8 @@ function consumerParams(spec, role) {
     concurrency: spec.concurrency,
     batchSize: spec.batchSize,
     batchWaitMs: spec.batchWaitMs,
+    joinTimeoutMs: spec.timeoutSeconds * 1000,
+    rdkafkaConfig: spec.rdkafkaConsumerConfig ?? {},
   };
 }
 
@@ -91,6 +103,7 @@ async function produce(client, spec, mode) {
     clientId: `bench-${spec.client}-producer`,
     compression: spec.compression,
   });
+  liveClients.push(producer);
   const pool = payloadPool(spec.size);
   // Connection and metadata are set up by a first, unmeasured message.
   await producer.sendOne(spec.topic, pool[0]);
@@ -140,13 +153,12 @@ async function produce(client, spec, mode) {
   });
   const seconds = (performance.now() - started) / 1000;
   const memory = rss();
-  await closeQuietly(producer);
   return { count: acked, failed, firstError, seconds, msgPerSec: acked / seconds, ...memory };
 }
 
 /**
  * Consumes `messages` preloaded messages with a per-message or a batch handler that
- * checks each parsed event, timing from the first message to the last; the event-loop
+ * checks each parsed event, timing from the group join to the last message; the event-loop
  * delay is sampled over the same interval.
  * @param {BenchClient} client
  * @param {CaseSpec} spec
@@ -168,7 +180,7 @@ async function consume(client, spec, mode) {
     idleSamples = delay.count;
   };
   const params = consumerParams(spec, 'consumer');
-  const consumer =
+  liveClients.push(
     mode === 'each'
       ? await client.consumeEach(params, async (event) => {
           progress.first(onFirst);
@@ -179,13 +191,15 @@ async function consume(client, spec, mode) {
           progress.first(onFirst);
           for (const event of events) check(event);
           progress.add(events.length);
-        });
+        }),
+  );
+  // Timed from the join: work a client does before handing over its first message counts.
+  progress.start();
   delay.enable();
   await progress.wait(spec.timeoutSeconds);
   await stopSampling(delay, spec.eldResolutionMs);
   const seconds = progress.seconds();
   const memory = rss();
-  await closeQuietly(consumer);
   return {
     count: progress.count(),
     invalid,
@@ -234,6 +248,7 @@ async function latency(client, spec) {
     clientId: `bench-${spec.client}-producer`,
     compression: spec.compression,
   });
+  liveClients.push(consumer, producer);
   let failed = 0;
   /** @type {string | undefined} */
   let firstError;
@@ -271,8 +286,6 @@ async function latency(client, spec) {
   await stopSampling(delay, spec.eldResolutionMs);
   const sorted = Array.from(latencies).sort((a, b) => a - b);
   const memory = rss();
-  await closeQuietly(consumer);
-  await closeQuietly(producer);
   return {
     count: progress.count(),
     failed,
@@ -307,9 +320,9 @@ async function groups(client, spec) {
       ),
     ),
   );
+  liveClients.push(...consumers);
   await progress.wait(spec.timeoutSeconds);
   const memory = rss();
-  await Promise.all(consumers.map(closeQuietly));
   return { count: progress.count(), groups: spec.groups, seconds: progress.seconds(), ...memory };
 }
 
@@ -320,7 +333,9 @@ async function groups(client, spec) {
 function completion(total) {
   let count = 0;
   /** @type {number | undefined} */
-  let firstAt;
+  let startedAt;
+  /** @type {boolean} */
+  let seenFirst = false;
   /** @type {number | undefined} */
   let lastAt;
   /** @type {() => void} */
@@ -329,16 +344,20 @@ function completion(total) {
     done = () => resolve(undefined);
   });
   return {
+    /** Starts the clock (else the first message does). */
+    start() {
+      startedAt ??= performance.now();
+    },
     /** @param {() => void} onFirst called once, at the first message */
     first(onFirst) {
-      if (firstAt === undefined) {
-        firstAt = performance.now();
+      if (!seenFirst) {
+        seenFirst = true;
         onFirst();
       }
     },
     /** @param {number} n */
     add(n) {
-      firstAt ??= performance.now();
+      startedAt ??= performance.now();
       count += n;
       if (count >= total && lastAt === undefined) {
         lastAt = performance.now();
@@ -346,10 +365,12 @@ function completion(total) {
       }
     },
     count: () => count,
-    seconds: () => ((lastAt ?? performance.now()) - (firstAt ?? performance.now())) / 1000,
+    seconds: () => ((lastAt ?? performance.now()) - (startedAt ?? performance.now())) / 1000,
     /** @param {number} timeoutSeconds */
     async wait(timeoutSeconds) {
-      const timer = sleep(timeoutSeconds * 1000, 'timeout', { ref: false });
+      // A ref'd timer: the process stays up while waiting, as an app's server keeps it up,
+      // whether or not the client itself keeps the event loop alive.
+      const timer = sleep(timeoutSeconds * 1000, 'timeout');
       if ((await Promise.race([finished, timer])) === 'timeout') {
         throw new Error(`timed out after ${timeoutSeconds} s with ${count} of ${total} messages`);
       }
@@ -392,12 +413,4 @@ function delayPercentiles(histogram, resolutionMs, idleSamples) {
     max: Math.max(0, histogram.max / 1e6 - resolutionMs),
     samples: busy,
   };
-}
-
-/**
- * Closing is not measured; a client that hangs while closing must not hang the run.
- * @param {{ close(): Promise<unknown> }} closable
- */
-async function closeQuietly(closable) {
-  await Promise.race([closable.close().catch(() => {}), sleep(5000, undefined, { ref: false })]);
 }

@@ -213,7 +213,10 @@ export function markdown(results, summary) {
       `${o.batchWindow} batch calls of ${o.batchSize}), ${o.compression}; consume ${o.consumeMessages} preloaded ` +
       `messages of ${o.consumeSize} B (fetch wait ${o.fetchWaitMs} ms, per-message concurrency ${o.concurrency}, ` +
       `batches ≤ ${o.batchSize} / ${o.batchWaitMs} ms); latency ${o.rate} msg/s for ${o.latencySeconds} s ` +
-      `(fetch wait ${o.latencyFetchWaitMs} ms); ${o.groups} groups × ${o.groupMessages} messages.`,
+      `(fetch wait ${o.latencyFetchWaitMs} ms); ${o.groups} groups × ${o.groupMessages} messages.` +
+      (Object.keys(o.rdkafkaConsumerConfig ?? {}).length
+        ? ` Extra librdkafka consumer properties (rust, napi, confluent, crab): ${settings(o.rdkafkaConsumerConfig)}.`
+        : ''),
     '',
   );
 
@@ -361,7 +364,7 @@ export function markdown(results, summary) {
     "- Broker: Tansu in memory on the same 2 cores as the clients; absolute figures are this machine's, the ratios are what compares.",
     '- kafkajs and @platformatic/kafka produce non-idempotently (their idempotent producers fail on Tansu); the others are idempotent, acks=all.',
     '- Consumption completes by counting handled messages (Tansu reports wrong high watermarks for compressed batches).',
-    '- Throughput is timed from the first message handled (or the first send) to the last; group joins and connections are not timed.',
+    '- Produce throughput is timed from the first send (after one unmeasured message) to the last acknowledgement; consume throughput from the group join (partitions assigned) to the last message handled; connecting and the join itself are not timed.',
     '- How each case works and what is fair about it: [bench/README.md](../README.md).',
     '',
     '![throughput, latency and memory](chart.svg)',

@@ -12,11 +12,13 @@
 //! the case could not run.
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Same payload recipe as `bench/lib/payloads.mjs`, so both sides send identical bytes.
@@ -126,9 +128,57 @@ fn producer(args: &Args) -> Result<FutureProducer, String> {
         .map_err(|e| format!("producer: {e}"))
 }
 
-fn consumer(args: &Args, group: &str) -> Result<StreamConsumer, String> {
+/// Remembers when the group first assigned partitions: consume throughput is timed from
+/// there (as the Node workers time it from their consumer's join), so work a client does
+/// before handing over its first message is counted.
+#[derive(Default)]
+struct JoinClock(Mutex<Option<Instant>>);
+
+impl ClientContext for JoinClock {}
+
+impl ConsumerContext for JoinClock {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            if partitions.count() > 0 {
+                let mut joined = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                joined.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+}
+
+impl JoinClock {
+    fn joined_at(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type BenchConsumer = StreamConsumer<JoinClock>;
+
+/// `k=v,k=v` librdkafka properties from `--<name>`, set over the defaults (experiments).
+fn extra_config(args: &Args, name: &str, config: &mut ClientConfig) -> Result<(), String> {
+    for pair in args
+        .values
+        .get(name)
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+    {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--{name}: expected key=value, got {pair}"))?;
+        config.set(key, value);
+    }
+    Ok(())
+}
+
+fn consumer(args: &Args, group: &str) -> Result<BenchConsumer, String> {
     // The addon's consumer defaults (README "Configuration"), with the bench's Tansu settings.
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", args.text("brokers")?)
         .set("client.id", "bench-ceiling-consumer")
         .set("group.id", group)
@@ -145,8 +195,10 @@ fn consumer(args: &Args, group: &str) -> Result<StreamConsumer, String> {
         .set(
             "fetch.wait.max.ms",
             format!("{}", args.count("fetch-wait-ms", 100)?),
-        )
-        .create()
+        );
+    extra_config(args, "consumer-config", &mut config)?;
+    let consumer: BenchConsumer = config
+        .create_with_context(JoinClock::default())
         .map_err(|e| format!("consumer: {e}"))?;
     consumer
         .subscribe(&[&args.text("topic")?])
@@ -309,14 +361,12 @@ async fn consume_each(args: &Args) -> Result<serde_json::Value, String> {
     let consumer = consumer(args, &args.text("group")?)?;
     let total = args.count("messages", 100_000)?;
     let timeout = Duration::from_secs_f64(args.number("timeout-seconds", 120.0)?);
-    let mut started = None;
     let mut count = 0;
     while count < total {
         let message = tokio::time::timeout(timeout, consumer.recv())
             .await
             .map_err(|_| format!("timed out after {count} of {total} messages"))?
             .map_err(|e| format!("recv: {e}"))?;
-        started.get_or_insert_with(Instant::now);
         // An awaited handler per message, as a Node per-message callback is.
         async { handle(&message) }.await?;
         consumer
@@ -324,10 +374,7 @@ async fn consume_each(args: &Args) -> Result<serde_json::Value, String> {
             .map_err(|e| format!("store offset: {e}"))?;
         count += 1;
     }
-    Ok(throughput(
-        count,
-        started.map_or(Duration::ZERO, |s| s.elapsed()),
-    ))
+    Ok(throughput(count, since_join(&consumer)))
 }
 
 async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
@@ -336,7 +383,6 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
     let batch_size = args.count("batch-size", 500)?.max(1);
     let batch_wait = Duration::from_millis(args.count("batch-wait-ms", 10)? as u64);
     let timeout = Duration::from_secs_f64(args.number("timeout-seconds", 120.0)?);
-    let mut started = None;
     let mut count = 0;
     let mut batch = Vec::with_capacity(batch_size);
     while count < total {
@@ -345,7 +391,6 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
             .await
             .map_err(|_| format!("timed out after {count} of {total} messages"))?
             .map_err(|e| format!("recv: {e}"))?;
-        started.get_or_insert_with(Instant::now);
         let fill_until = tokio::time::Instant::now() + batch_wait;
         batch.push(first);
         while batch.len() < batch_size {
@@ -365,10 +410,7 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
         count += batch.len();
         batch.clear();
     }
-    Ok(throughput(
-        count,
-        started.map_or(Duration::ZERO, |s| s.elapsed()),
-    ))
+    Ok(throughput(count, since_join(&consumer)))
 }
 
 /// Sends at a fixed rate (the send time of message i is its scheduled time, so a stalled
@@ -480,7 +522,7 @@ async fn groups(args: &Args) -> Result<serde_json::Value, String> {
                 count += 1;
             }
             // Keep the consumer (and its memory) alive until every group is done.
-            Ok::<StreamConsumer, String>(consumer)
+            Ok::<BenchConsumer, String>(consumer)
         }));
     }
     let mut consumers = Vec::new();
@@ -497,6 +539,13 @@ async fn groups(args: &Args) -> Result<serde_json::Value, String> {
 /// Fills a topic for the consume cases (lz4, idempotent, as the addon would write it).
 async fn preload(args: &Args) -> Result<serde_json::Value, String> {
     produce_batch(args).await
+}
+
+fn since_join(consumer: &BenchConsumer) -> Duration {
+    consumer
+        .context()
+        .joined_at()
+        .map_or(Duration::ZERO, |joined| joined.elapsed())
 }
 
 fn throughput(count: usize, elapsed: Duration) -> serde_json::Value {
