@@ -486,3 +486,33 @@ test('a run of messages stops at a failure: the failed one is retried before any
   expect(calls).toEqual(expected);
   expect(consumer.stats()).toMatchObject({ retried: 3, deadLettered: 0, inFlight: 0 });
 });
+
+test('a consumer whose handle the application dropped keeps consuming until the process ends', async () => {
+  const total = 3000;
+  const topic = await topicWith(2, total, (i) => ({ key: `k${i % 5}`, value: { id: i } }));
+  // In a child process, so the dropped consumer (which runs until close()) ends with it.
+  const script = `
+    const v8 = require('node:v8');
+    const vm = require('node:vm');
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc');
+    const { registerConsumer } = require('./index');
+    let handled = 0;
+    async function start() {
+      await registerConsumer(${JSON.stringify(topic)}, async () => { handled++; }, {
+        brokers: ${JSON.stringify(brokers())}, groupId: ${JSON.stringify(uniqueName('dropped'))},
+        fromBeginning: true, sessionTimeoutMs: 6000, maxInFlight: 50, logLevel: 'off',
+        config: { 'fetch.wait.max.ms': 50 },
+      });
+    }
+    start().then(() => {
+      const collect = setInterval(gc, 20);
+      const check = setInterval(() => {
+        if (handled >= ${total}) { clearInterval(collect); clearInterval(check); console.log(JSON.stringify({ handled })); process.exit(0); }
+      }, 20);
+      setTimeout(() => { console.log(JSON.stringify({ handled })); process.exit(0); }, 30000);
+    });
+  `;
+  const { runNode } = require('./helpers');
+  expect(runNode(script, {})).toEqual({ handled: total });
+});

@@ -18,7 +18,7 @@ use napi::bindgen_prelude::{
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{sys, Env, JsValue, ValueType};
 use napi_derive::napi;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Options of `registerConsumer`. Every field is optional.
@@ -131,6 +131,10 @@ pub struct ConsumerStats {
     pub lag: Vec<PartitionLag>,
 }
 
+/// Consumers run until `close()`, as kafkajs consumers run until `disconnect()`:
+/// an application that lets go of the handle must not stop its delivery.
+static RUNNING: Mutex<Vec<Arc<CoreConsumerHandle>>> = Mutex::new(Vec::new());
+
 /// A running consumer, as returned by `registerConsumer`.
 #[napi(js_name = "ConsumerHandle")]
 pub struct JsConsumerHandle {
@@ -143,7 +147,17 @@ impl JsConsumerHandle {
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let inner = self.inner.clone();
-        promise(env, async move { inner.close().await }, |_, ()| Ok(()))
+        promise(
+            env,
+            async move {
+                let closed = inner.close().await;
+                if let Ok(mut running) = RUNNING.lock() {
+                    running.retain(|consumer| !Arc::ptr_eq(consumer, &inner));
+                }
+                closed
+            },
+            |_, ()| Ok(()),
+        )
     }
 
     /// Stops delivering new messages (in-flight ones finish) and pauses fetching.
@@ -243,9 +257,11 @@ pub fn register_consumer<'env>(
         env,
         CoreConsumerHandle::register(options, handler, sink),
         |_, handle| {
-            Ok(JsConsumerHandle {
-                inner: Arc::new(handle),
-            })
+            let inner = Arc::new(handle);
+            if let Ok(mut running) = RUNNING.lock() {
+                running.push(inner.clone());
+            }
+            Ok(JsConsumerHandle { inner })
         },
     )
 }
