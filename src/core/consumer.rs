@@ -718,7 +718,12 @@ impl ConsumerHandle {
             }
             // The embedded cluster only creates topics when they are produced to;
             // a consumer that starts first would wait for metadata that never comes.
-            create_embedded_topics(&options.topics).await?;
+            let wanted = options
+                .topics
+                .iter()
+                .map(|topic| (topic.clone(), embedded::DEFAULT_PARTITIONS))
+                .collect();
+            embedded::create_topics(wanted).await?;
         }
         let (joined, _) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -1598,19 +1603,6 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
-}
-
-async fn create_embedded_topics(topics: &[String]) -> Result<()> {
-    let topics = topics.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let cluster = embedded::cluster()?;
-        for topic in &topics {
-            cluster.create_topic(topic, embedded::DEFAULT_PARTITIONS)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|error| CoreError::Internal(format!("topic creation failed: {error}")))?
 }
 
 #[cfg(test)]

@@ -104,6 +104,21 @@ impl EmbeddedCluster {
     }
 }
 
+/// Creates each `(name, partitions)` that does not exist yet, off the async
+/// runtime (the mock cluster's topic creation waits on its thread); one
+/// `created` flag per topic, in order.
+pub async fn create_topics(topics: Vec<(String, i32)>) -> Result<Vec<bool>> {
+    tokio::task::spawn_blocking(move || {
+        let cluster = cluster()?;
+        topics
+            .iter()
+            .map(|(name, partitions)| cluster.create_topic(name, *partitions))
+            .collect()
+    })
+    .await
+    .map_err(|error| CoreError::Internal(format!("topic creation failed: {error}")))?
+}
+
 /// Whether `brokers` is this process's embedded cluster (when it runs).
 pub fn serves(brokers: &[String]) -> bool {
     matches!(CLUSTER.get(), Some(Ok(cluster)) if brokers.len() == 1 && brokers[0] == cluster.bootstrap_servers)

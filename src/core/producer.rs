@@ -474,7 +474,19 @@ impl Producer {
             validate_topic_spec(topic)?;
         }
         let outcomes = if self.settings.embedded {
-            create_embedded_topics(topics.to_vec()).await?
+            let wanted = topics
+                .iter()
+                .map(|topic| (topic.name.clone(), topic.partitions))
+                .collect();
+            let created = embedded::create_topics(wanted).await?;
+            topics
+                .iter()
+                .zip(created)
+                .map(|(topic, created)| TopicOutcome {
+                    name: topic.name.clone(),
+                    created,
+                })
+                .collect()
         } else {
             self.create_topics(topics, timeout).await?
         };
@@ -861,25 +873,6 @@ fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
         },
         other => other,
     }
-}
-
-/// The mock cluster's topic creation waits on the cluster's thread.
-async fn create_embedded_topics(topics: Vec<TopicSpec>) -> Result<Vec<TopicOutcome>> {
-    tokio::task::spawn_blocking(move || {
-        let cluster = embedded::cluster()?;
-        topics
-            .into_iter()
-            .map(|topic| {
-                let created = cluster.create_topic(&topic.name, topic.partitions)?;
-                Ok(TopicOutcome {
-                    name: topic.name,
-                    created,
-                })
-            })
-            .collect()
-    })
-    .await
-    .map_err(|error| CoreError::Internal(format!("topic creation failed: {error}")))?
 }
 
 #[cfg(test)]
