@@ -516,3 +516,35 @@ test('a consumer whose handle the application dropped keeps consuming until the 
   const { runNode } = require('./helpers');
   expect(runNode(script, {})).toEqual({ handled: total });
 });
+
+test('a backlog does not hold the event loop: other work runs between callbacks', async () => {
+  // One key, so one lane; small messages, so a run is a few hundred messages. Each callback
+  // keeps the thread busy for 2 ms: handed over in one go, a run would starve every timer
+  // for its whole length. Callbacks get a few milliseconds per turn of the event loop.
+  const count = 150;
+  const topic = await topicWith(1, count, (i) => ({ key: 'one-movie', value: { i } }));
+  let ticks = 0;
+  let ticking = true;
+  const tick = () => {
+    ticks += 1;
+    if (ticking) setImmediate(tick);
+  };
+  let ticksAtFirst = -1;
+  let ticksAtLast = -1;
+  const handled = [];
+  await register(topic, (message) => {
+    if (ticksAtFirst < 0) ticksAtFirst = ticks;
+    const until = performance.now() + 2;
+    while (performance.now() < until) {
+      // busy: a synchronous handler doing real work
+    }
+    handled.push(message.value.i);
+    if (handled.length === count) ticksAtLast = ticks;
+  });
+  tick();
+  await eventually(() => handled.length === count, { what: 'all messages handled' });
+  ticking = false;
+  expect(handled).toEqual(Array.from({ length: count }, (_, i) => i));
+  // 150 callbacks × 2 ms in slices of ~3 ms: dozens of turns. Handed over in one go: ~1.
+  expect(ticksAtLast - ticksAtFirst).toBeGreaterThan(20);
+});

@@ -2,6 +2,8 @@
 const { KafkaProducer, topics } = require('../index');
 const { Kafka, logLevel } = require('kafkajs');
 const { brokers, uniqueName, recordingLogger, readTopic, isError, runNode } = require('./helpers');
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
 
 jest.setTimeout(60000);
 
@@ -413,4 +415,28 @@ test('messages reach the partition in call order, even without awaiting each sen
   const read = await readTopic(topic, 500);
   const inOffsetOrder = read.sort((a, b) => Number(a.offset) - Number(b.offset)).map((m) => Number(m.value.toString()));
   expect(inOffsetOrder).toEqual(Array.from({ length: 500 }, (_, i) => i));
+});
+
+test('unsettled sends keep Node alive until acknowledged; then it exits by itself', () => {
+  // No timer, no disconnect: only the pending deliveries keep the process running, and once
+  // they are settled nothing does (the producer's wake-up is referenced only while needed).
+  const topic = uniqueName('keepalive');
+  const script = `const { KafkaProducer } = require('./index');
+    const p = new KafkaProducer({ brokers: ${JSON.stringify(brokers())}, logLevel: 'error' });
+    p.ensureTopics([{ name: '${topic}', partitions: 1 }]).then(() => {
+      const sends = Array.from({ length: 50 }, (_, i) => p.sendMessage('${topic}', 'm' + i));
+      sends.push(p.send({ topic: '${topic}', messages: [{ value: 'a' }, { value: 'b' }] }));
+      Promise.all(sends).then((reports) => console.log(JSON.stringify({
+        single: reports[49].offset, batch: reports[50].map((r) => r.offset),
+      })));
+    });`;
+  const started = Date.now();
+  const output = execFileSync(process.execPath, ['-e', script], {
+    cwd: path.join(__dirname, '..'),
+    env: { PATH: process.env.PATH },
+    encoding: 'utf8',
+    timeout: 45_000,
+  });
+  expect(JSON.parse(output.trim().split('\n').pop() ?? 'null')).toEqual({ single: 49, batch: [50, 51] });
+  expect(Date.now() - started).toBeLessThan(45_000);
 });

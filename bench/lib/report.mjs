@@ -236,34 +236,26 @@ export function markdown(results, summary) {
   if (throughputCases.length) {
     out.push('## Throughput (msg/s)', '');
     out.push('Median (min–max) over the repetitions.', '');
-    out.push(
+    /** One row per client, one column per throughput case. @param {(row: any) => string} show */
+    const byCase = (show) =>
       table(
         ['client', ...throughputCases.map((/** @type {any} */ c) => c.title)],
         clients.map((/** @type {any} */ c) => [
           name(c),
-          ...throughputCases.map((/** @type {any} */ k) => {
-            const row = find(c.id, k.id);
-            if (!row) return 'n/a';
-            return row.runs ? cell(row.msgPerSec, rate) : `failed`;
-          }),
+          ...throughputCases.map((/** @type {any} */ k) => show(find(c.id, k.id))),
         ]),
-      ),
+      );
+    out.push(
+      byCase((row) => {
+        if (!row) return 'n/a';
+        return row.runs ? cell(row.msgPerSec, rate) : 'failed';
+      }),
       '',
     );
     out.push('### Ratios of the medians: × pure Rust / × kafkajs', '');
+    const ratio = (/** @type {number | null | undefined} */ v) => (v ? `${v.toFixed(2)}×` : '–');
     out.push(
-      table(
-        ['client', ...throughputCases.map((/** @type {any} */ c) => c.title)],
-        clients.map((/** @type {any} */ c) => [
-          name(c),
-          ...throughputCases.map((/** @type {any} */ k) => {
-            const row = find(c.id, k.id);
-            if (!row?.runs) return 'n/a';
-            const x = (/** @type {number | null | undefined} */ v) => (v ? `${v.toFixed(2)}×` : '–');
-            return `${x(row.vsRust)} / ${x(row.vsKafkajs)}`;
-          }),
-        ]),
-      ),
+      byCase((row) => (row?.runs ? `${ratio(row.vsRust)} / ${ratio(row.vsKafkajs)}` : 'n/a')),
       '',
     );
   }
@@ -302,7 +294,8 @@ export function markdown(results, summary) {
     out.push('## Event loop and memory', '');
     out.push(
       'Event-loop delay: `monitorEventLoopDelay` (period ' +
-        `${o.eldResolutionMs} ms, the period subtracted) from the first message to the last. ` +
+        `${o.eldResolutionMs} ms, the period subtracted) over the consuming period (from the join, the samples ` +
+        'before the first message discounted, to the last message). ' +
         "Peak RSS: the run's process, start to end.",
       '',
     );

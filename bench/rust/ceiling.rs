@@ -191,6 +191,7 @@ fn consumer(args: &Args, group: &str) -> Result<BenchConsumer, String> {
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "5000")
         .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.queue.backoff.ms", "10")
         .set("enable.partition.eof", "false")
         .set(
             "fetch.wait.max.ms",

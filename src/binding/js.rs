@@ -112,9 +112,45 @@ pub fn string(value: &Unknown<'_>, what: &str) -> CoreResult<String> {
             type_name(value)
         )));
     }
-    // SAFETY: the value was just checked to be a string of this environment.
-    unsafe { String::from_napi_value(value.value().env, value.raw()) }
-        .map_err(|error| invalid(format!("{what}: {}", error.reason)))
+    string_unchecked(value).map_err(|error| invalid(format!("{what}: {}", error.reason)))
+}
+
+/// A string's UTF-8 bytes in one pass: V8's UTF-16 length is known at once,
+/// and 3 bytes per UTF-16 unit always suffice, so there is no measuring pass
+/// (`String::from_napi_value` walks the string twice).
+fn string_unchecked(value: &Unknown<'_>) -> napi::Result<String> {
+    let env = value.value().env;
+    let mut units = 0usize;
+    // SAFETY: `value` is a string of this environment (checked by the caller);
+    // a null buffer asks only for the length.
+    napi::check_status!(unsafe {
+        napi::sys::napi_get_value_string_utf16(
+            env,
+            value.raw(),
+            std::ptr::null_mut(),
+            0,
+            &mut units,
+        )
+    })?;
+    let capacity = units * 3 + 1;
+    let mut bytes: Vec<u8> = Vec::with_capacity(capacity);
+    let mut written = 0usize;
+    // SAFETY: the buffer has `capacity` bytes; V8 writes at most `capacity - 1`
+    // bytes plus a terminating NUL and reports how many it wrote (without the
+    // NUL), never splitting a character.
+    napi::check_status!(unsafe {
+        napi::sys::napi_get_value_string_utf8(
+            env,
+            value.raw(),
+            bytes.as_mut_ptr().cast(),
+            capacity,
+            &mut written,
+        )
+    })?;
+    // SAFETY: V8 initialised the first `written` bytes.
+    unsafe { bytes.set_len(written) };
+    // V8 writes well-formed UTF-8 (lone surrogates become U+FFFD).
+    String::from_utf8(bytes).map_err(|error| napi::Error::from_reason(error.to_string()))
 }
 
 /// An identifier: a non-empty string, or a finite integer rendered in decimal.
@@ -297,6 +333,25 @@ pub fn optional<'env, T>(
         Some(value) => convert(&value, &format!("{what}.{name}")).map(Some),
         None => Ok(None),
     }
+}
+
+/// [`reject_unknown_keys`] for the hot path: when the object has no more
+/// keys than the `present` known properties just read, none can be unknown,
+/// and the keys are only counted, not converted one by one.
+pub fn reject_unknown_keys_beyond(
+    object: &Object<'_>,
+    what: &str,
+    known: &[&str],
+    present: usize,
+) -> CoreResult<()> {
+    let count = object
+        .get_property_names()
+        .and_then(|names| names.get_array_length())
+        .map_err(|error| invalid(format!("{what} keys could not be read: {}", error.reason)))?;
+    if count as usize <= present {
+        return Ok(());
+    }
+    reject_unknown_keys(object, what, known)
 }
 
 /// Rejects properties the API does not know, so a typo does not pass silently.

@@ -2,6 +2,7 @@
 //! core futures on the addon's tokio runtime. No Kafka logic lives here.
 
 pub mod consumer;
+pub mod deliveries;
 pub mod events;
 pub mod js;
 pub mod logger;

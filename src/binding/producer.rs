@@ -1,18 +1,19 @@
 //! `KafkaProducer` for JavaScript: reads arguments, calls the core producer.
 
+use crate::binding::deliveries::Ledger;
 use crate::binding::js::{self, promise, rejected, CoreResult};
 use crate::binding::logger::JsLogSink;
 use crate::core::config::ClientOptions;
 use crate::core::logging::LogLevel;
 use crate::core::producer::{
-    DeliveryReport, OutgoingMessage, PendingSend, Producer, ProducerOptions as CoreProducerOptions,
-    TopicOutcome, TopicSpec,
+    OutgoingMessage, Producer, ProducerOptions as CoreProducerOptions, TopicOutcome, TopicSpec,
 };
 use napi::bindgen_prelude::within_runtime_if_available;
 use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,17 +164,6 @@ pub struct RecordMetadata {
     pub timestamp: Option<i64>,
 }
 
-impl From<DeliveryReport> for RecordMetadata {
-    fn from(report: DeliveryReport) -> Self {
-        RecordMetadata {
-            topic: report.topic,
-            partition: report.partition,
-            offset: report.offset,
-            timestamp: report.timestamp,
-        }
-    }
-}
-
 impl From<TopicOutcome> for TopicResult {
     fn from(outcome: TopicOutcome) -> Self {
         TopicResult {
@@ -191,6 +181,7 @@ const DEFAULT_ADMIN_TIMEOUT_MS: u32 = 30_000;
 #[napi]
 pub struct KafkaProducer {
     inner: Arc<Producer>,
+    ledger: Rc<Ledger>,
 }
 
 #[napi]
@@ -204,10 +195,14 @@ impl KafkaProducer {
         #[napi(ts_arg_type = "ProducerOptions")] options: Option<Unknown<'_>>,
     ) -> napi::Result<Self> {
         let build = || -> CoreResult<Self> {
-            let (options, logger) = read_producer_options(env, js::as_option(options))?;
+            let (mut options, logger) = read_producer_options(env, js::as_option(options))?;
             let sink = JsLogSink::sink(env, logger)?;
+            let (ledger, courier) = Ledger::new(env)
+                .map_err(|error| crate::core::error::CoreError::Internal(error.reason.clone()))?;
+            options.deliveries = Some(courier);
             Ok(KafkaProducer {
                 inner: Producer::new(options, sink)?,
+                ledger,
             })
         };
         build().map_err(|error| js::js_error(env, error))
@@ -248,9 +243,7 @@ impl KafkaProducer {
         env: &'env Env,
         record: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let started = read_record(env, &record, "record")
-            .and_then(|messages| self.start(|producer| producer.start_send(messages)));
-        all_acknowledged(env, started)
+        self.send_tracked(env, read_record(env, &record, "record"), false)
     }
 
     /// Sends to several topics in one call, like kafkajs' `sendBatch`.
@@ -264,9 +257,7 @@ impl KafkaProducer {
         env: &'env Env,
         batch: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let started = read_batch(env, &batch)
-            .and_then(|messages| self.start(|producer| producer.start_send(messages)));
-        all_acknowledged(env, started)
+        self.send_tracked(env, read_batch(env, &batch), false)
     }
 
     /// Sends a `MovieEvent` to `movie-events`, keyed by `movieId`, with the
@@ -297,17 +288,12 @@ impl KafkaProducer {
             };
             Ok((event_type, user_id, movie_id, metadata))
         };
-        let started = read().and_then(|(event_type, user_id, movie_id, metadata)| {
-            self.start(|producer| {
-                producer.start_send_movie_event(
-                    &event_type,
-                    &user_id,
-                    &movie_id,
-                    metadata.as_deref(),
-                )
-            })
+        let message = read().and_then(|(event_type, user_id, movie_id, metadata)| {
+            self.inner
+                .movie_event(&event_type, &user_id, &movie_id, metadata.as_deref())
+                .map(|message| vec![message])
         });
-        one_acknowledged(env, started)
+        self.send_tracked(env, message, true)
     }
 
     /// Sends a `MovieViewEvent` to `movie-views`, keyed by `movieId`.
@@ -322,11 +308,13 @@ impl KafkaProducer {
         user_id: Unknown<'env>,
         movie_id: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
-        let started = js::identifier(&user_id, "userId").and_then(|user_id| {
+        let message = js::identifier(&user_id, "userId").and_then(|user_id| {
             let movie_id = js::identifier(&movie_id, "movieId")?;
-            self.start(|producer| producer.start_send_movie_view_event(&user_id, &movie_id))
+            self.inner
+                .movie_view_event(&user_id, &movie_id)
+                .map(|message| vec![message])
         });
-        one_acknowledged(env, started)
+        self.send_tracked(env, message, true)
     }
 
     /// Sends any payload to any topic: strings and Buffers as they are,
@@ -348,12 +336,14 @@ impl KafkaProducer {
             let mut message = match js::as_option(options) {
                 Some(options) => {
                     let options = js::object(&options, "options")?;
-                    js::reject_unknown_keys(
+                    let (message, present) = read_message_fields(&options, "options")?;
+                    js::reject_unknown_keys_beyond(
                         &options,
                         "options",
-                        &["key", "headers", "partition", "timestamp"],
+                        &MESSAGE_KEYS[1..],
+                        present,
                     )?;
-                    read_message_fields(&options, "options")?
+                    message
                 }
                 None => OutgoingMessage::default(),
             };
@@ -364,9 +354,7 @@ impl KafkaProducer {
             );
             Ok(message)
         };
-        let started =
-            read().and_then(|message| self.start(|producer| producer.start_send(vec![message])));
-        one_acknowledged(env, started)
+        self.send_tracked(env, read().map(|message| vec![message]), true)
     }
 
     /// Creates the topics that do not exist yet (existing ones are untouched).
@@ -490,40 +478,35 @@ impl KafkaProducer {
 }
 
 impl KafkaProducer {
-    /// Enqueues on the calling (JavaScript) thread, so messages reach
-    /// librdkafka in call order; inside the runtime so a backlog can drain.
-    fn start(
+    /// Hands the messages to the core producer on the calling (JavaScript)
+    /// thread, so they reach librdkafka in call order, and returns the
+    /// promise the ledger settles: with one report when `single`, else with
+    /// an array. Inside the runtime so a backlog can drain.
+    fn send_tracked<'env, T>(
         &self,
-        start: impl FnOnce(&Arc<Producer>) -> CoreResult<PendingSend>,
-    ) -> CoreResult<PendingSend> {
-        within_runtime_if_available(|| start(&self.inner))
-    }
-}
-
-fn all_acknowledged<'env>(
-    env: &'env Env,
-    started: CoreResult<PendingSend>,
-) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-    match started {
-        Ok(pending) => promise(env, pending.acknowledged(), |_, reports| {
-            Ok(reports
-                .into_iter()
-                .map(RecordMetadata::from)
-                .collect::<Vec<_>>())
-        }),
-        Err(error) => rejected(env, error),
-    }
-}
-
-fn one_acknowledged<'env>(
-    env: &'env Env,
-    started: CoreResult<PendingSend>,
-) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
-    match started {
-        Ok(pending) => promise(env, pending.acknowledged_one(), |_, report| {
-            Ok(RecordMetadata::from(report))
-        }),
-        Err(error) => rejected(env, error),
+        env: &'env Env,
+        messages: CoreResult<Vec<OutgoingMessage>>,
+        single: bool,
+    ) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        T: napi::bindgen_prelude::ToNapiValue + Send + 'static,
+    {
+        let messages = match messages {
+            Ok(messages) => messages,
+            Err(error) => return rejected(env, error),
+        };
+        let topics = messages
+            .iter()
+            .map(|message| message.topic.clone())
+            .collect();
+        let tag = self.ledger.next_tag();
+        match within_runtime_if_available(|| self.inner.start_send_tracked(messages, tag)) {
+            Ok(()) => {
+                let promise = self.ledger.promise(env, tag, topics, single)?;
+                Ok(PromiseRaw::new(env.raw(), promise))
+            }
+            Err(error) => rejected(env, error),
+        }
     }
 }
 
@@ -699,12 +682,7 @@ fn read_record(env: &Env, record: &Unknown<'_>, what: &str) -> CoreResult<Vec<Ou
         .map(|(index, message)| {
             let what = format!("{what}.messages[{index}]");
             let message = js::object(message, &what)?;
-            js::reject_unknown_keys(
-                &message,
-                &what,
-                &["key", "value", "headers", "partition", "timestamp"],
-            )?;
-            let mut outgoing = read_message_fields(&message, &what)?;
+            let (mut outgoing, present) = read_message_fields(&message, &what)?;
             outgoing.topic = topic.clone();
             // `value` must be present: `null` is a deliberate tombstone, a
             // missing value is almost always a bug.
@@ -716,29 +694,39 @@ fn read_record(env: &Env, record: &Unknown<'_>, what: &str) -> CoreResult<Vec<Ou
                     "{what}.value is required (use null for a tombstone)"
                 )));
             }
+            js::reject_unknown_keys_beyond(&message, &what, MESSAGE_KEYS, present + 1)?;
             outgoing.value = read_value(env, &value, &format!("{what}.value"))?;
             Ok(outgoing)
         })
         .collect()
 }
 
-/// Key, headers, partition and timestamp of a message (everything but the value).
-fn read_message_fields(object: &Object<'_>, what: &str) -> CoreResult<OutgoingMessage> {
+/// The properties of a message (`send`); `sendMessage`'s options are all but `value`.
+const MESSAGE_KEYS: &[&str] = &["value", "key", "headers", "partition", "timestamp"];
+
+/// Key, headers, partition and timestamp of a message (everything but the
+/// value), and how many of them were given.
+fn read_message_fields(object: &Object<'_>, what: &str) -> CoreResult<(OutgoingMessage, usize)> {
     let key = js::optional(object, "key", what, js::bytes)?;
     let partition = js::optional(object, "partition", what, |value, what| {
         js::integer(value, what, 0, i64::from(i32::MAX))
     })?
     .map(|partition| partition as i32);
     let timestamp = js::optional(object, "timestamp", what, read_timestamp)?;
-    let headers = js::optional(object, "headers", what, read_headers)?.unwrap_or_default();
-    Ok(OutgoingMessage {
+    let headers = js::optional(object, "headers", what, read_headers)?;
+    let present = usize::from(key.is_some())
+        + usize::from(partition.is_some())
+        + usize::from(timestamp.is_some())
+        + usize::from(headers.is_some());
+    let message = OutgoingMessage {
         topic: String::new(),
         key,
         value: None,
-        headers,
+        headers: headers.unwrap_or_default(),
         partition,
         timestamp,
-    })
+    };
+    Ok((message, present))
 }
 
 fn read_value(env: &Env, value: &Unknown<'_>, what: &str) -> CoreResult<Option<Vec<u8>>> {

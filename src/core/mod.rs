@@ -4,6 +4,7 @@
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod delivery;
 pub mod embedded;
 pub mod encoded;
 pub mod error;

@@ -3,6 +3,7 @@
 
 use crate::core::config::{ClientOptions, ClientSettings};
 use crate::core::context::KafkaContext;
+use crate::core::delivery::{self, Delivered, DeliveryContext, DeliverySink, Notify};
 use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::{self, validate_topic_name};
@@ -10,7 +11,7 @@ use crate::core::logging::{ClientLog, LogSink};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 use rdkafka::util::Timeout;
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
@@ -46,6 +47,9 @@ pub struct ProducerOptions {
     /// Put in front of the topics the typed helpers write to; `None` reads
     /// `KAFKA_TOPIC_PREFIX`. Lets environments or runs share a cluster.
     pub topic_prefix: Option<String>,
+    /// Where the outcomes of `start_send_tracked` go; without it only
+    /// `start_send` (one channel per message) is available.
+    pub deliveries: Option<Arc<dyn DeliverySink>>,
 }
 
 impl Default for ProducerOptions {
@@ -55,6 +59,7 @@ impl Default for ProducerOptions {
             enqueue_timeout: Duration::from_secs(5),
             connect_retry_interval: Duration::from_secs(5),
             topic_prefix: None,
+            deliveries: None,
         }
     }
 }
@@ -96,7 +101,7 @@ pub struct TopicOutcome {
     pub created: bool,
 }
 
-type Handle = FutureProducer<KafkaContext>;
+type Handle = ThreadedProducer<DeliveryContext>;
 type Admin = AdminClient<KafkaContext>;
 
 pub struct Producer {
@@ -124,17 +129,12 @@ struct Backlog {
 struct Backlogged {
     message: OutgoingMessage,
     deadline: Instant,
-    reply: oneshot::Sender<Result<DeliveryFuture>>,
-}
-
-enum Pending {
-    Enqueued(DeliveryFuture),
-    Backlogged(oneshot::Receiver<Result<DeliveryFuture>>),
+    notify: Box<Notify>,
 }
 
 /// Acknowledgements still to come for messages already handed over.
 pub struct PendingSend {
-    entries: Vec<(String, Pending)>,
+    entries: Vec<(String, oneshot::Receiver<Result<Delivered>>)>,
 }
 
 impl PendingSend {
@@ -143,17 +143,16 @@ impl PendingSend {
     pub async fn acknowledged(self) -> Result<Vec<DeliveryReport>> {
         let total = self.entries.len();
         let mut reports = Vec::with_capacity(total);
-        for (index, (topic, pending)) in self.entries.into_iter().enumerate() {
-            let delivery = match pending {
-                Pending::Enqueued(delivery) => Ok(delivery),
-                Pending::Backlogged(waiting) => waiting
-                    .await
-                    .unwrap_or(Err(CoreError::Disconnected("producer"))),
-            };
-            let report = match delivery {
-                Ok(delivery) => await_delivery(delivery, &topic).await,
-                Err(error) => Err(error),
-            };
+        for (index, (topic, waiting)) in self.entries.into_iter().enumerate() {
+            let report = waiting
+                .await
+                .unwrap_or(Err(CoreError::Disconnected("producer")))
+                .map(|delivered| DeliveryReport {
+                    topic,
+                    partition: delivered.partition,
+                    offset: delivered.offset,
+                    timestamp: delivered.timestamp,
+                });
             reports.push(report.map_err(|error| at_index(error, index, total))?);
         }
         Ok(reports)
@@ -196,6 +195,7 @@ impl Producer {
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
         let (connected, _) = watch::channel(false);
         let context = KafkaContext::with_connection_state(log.span().clone(), connected.clone());
+        let context = DeliveryContext::new(context, options.deliveries.clone());
         let handle: Handle = settings
             .to_rdkafka()
             .create_with_context(context)
@@ -287,6 +287,40 @@ impl Producer {
     /// refusal (e.g. a message too large) fails the call, while the messages
     /// before it are still delivered.
     pub fn start_send(self: &Arc<Self>, messages: Vec<OutgoingMessage>) -> Result<PendingSend> {
+        let mut entries = Vec::with_capacity(messages.len());
+        self.hand_over(messages, |_, message| {
+            let (reply, waiting) = oneshot::channel();
+            entries.push((message.topic.clone(), waiting));
+            Notify::Reply(reply)
+        })?;
+        Ok(PendingSend { entries })
+    }
+
+    /// Like [`start_send`](Self::start_send), but each message's outcome goes
+    /// to the producer's [`DeliverySink`] (`ProducerOptions::deliveries`) as
+    /// `(tag, index in messages)`. On an error, no outcome of this call is
+    /// reported, although messages before the failing one may be delivered.
+    pub fn start_send_tracked(
+        self: &Arc<Self>,
+        messages: Vec<OutgoingMessage>,
+        tag: u64,
+    ) -> Result<()> {
+        if self.options.deliveries.is_none() {
+            return Err(CoreError::Internal(
+                "start_send_tracked needs ProducerOptions::deliveries".into(),
+            ));
+        }
+        self.hand_over(messages, |index, _| Notify::Sink {
+            tag,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn hand_over(
+        self: &Arc<Self>,
+        messages: Vec<OutgoingMessage>,
+        mut notify_for: impl FnMut(usize, &OutgoingMessage) -> Notify,
+    ) -> Result<()> {
         if messages.is_empty() {
             return Err(CoreError::invalid_arg(
                 "messages must contain at least one message",
@@ -298,27 +332,26 @@ impl Producer {
         }
         let handle = self.current_handle()?;
         let mut backlog = self.lock_backlog()?;
-        let mut entries = Vec::with_capacity(total);
         for (index, message) in messages.into_iter().enumerate() {
-            let topic = message.topic.clone();
+            let mut notify = Box::new(notify_for(index, &message));
             if backlog.queue.is_empty() {
-                match enqueue(&handle, &message) {
-                    Ok(delivery) => {
-                        entries.push((topic, Pending::Enqueued(delivery)));
-                        continue;
+                match enqueue(&handle, &message, notify) {
+                    Ok(()) => continue,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
+                        if !self.options.enqueue_timeout.is_zero() =>
+                    {
+                        notify = returned;
                     }
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
-                        if !self.options.enqueue_timeout.is_zero() => {}
-                    Err(error) => return Err(at_index(send_error(&topic, &error), index, total)),
+                    Err((error, _)) => {
+                        return Err(at_index(send_error(&message.topic, &error), index, total))
+                    }
                 }
             }
-            let (reply, waiting) = oneshot::channel();
             backlog.queue.push_back(Backlogged {
                 message,
                 deadline: Instant::now() + self.options.enqueue_timeout,
-                reply,
+                notify,
             });
-            entries.push((topic, Pending::Backlogged(waiting)));
         }
         if !backlog.queue.is_empty() && !backlog.draining {
             let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -327,7 +360,7 @@ impl Producer {
             backlog.draining = true;
             runtime.spawn(drain_backlog(Arc::downgrade(self)).instrument(self.log.span().clone()));
         }
-        Ok(PendingSend { entries })
+        Ok(())
     }
 
     /// Sends messages and waits until every one is acknowledged.
@@ -338,15 +371,15 @@ impl Producer {
         self.start_send(messages)?.acknowledged().await
     }
 
-    /// Starts sending a `MovieEvent` keyed by `movie_id` to `movie-events`
-    /// (behind the topic prefix, if any).
-    pub fn start_send_movie_event(
-        self: &Arc<Self>,
+    /// A `MovieEvent` keyed by `movie_id` for `movie-events` (behind the
+    /// topic prefix, if any), stamped with the current time.
+    pub fn movie_event(
+        &self,
         event_type: &str,
         user_id: &str,
         movie_id: &str,
         metadata_json: Option<&str>,
-    ) -> Result<PendingSend> {
+    ) -> Result<OutgoingMessage> {
         let value = events::encode_movie_event(
             event_type,
             user_id,
@@ -354,17 +387,13 @@ impl Producer {
             metadata_json,
             events::now_millis(),
         )?;
-        self.start_send(vec![keyed(&self.topics.movie_events, movie_id, value)])
+        Ok(keyed(&self.topics.movie_events, movie_id, value))
     }
 
-    /// Starts sending a `MovieViewEvent` keyed by `movie_id` to `movie-views`.
-    pub fn start_send_movie_view_event(
-        self: &Arc<Self>,
-        user_id: &str,
-        movie_id: &str,
-    ) -> Result<PendingSend> {
+    /// A `MovieViewEvent` keyed by `movie_id` for `movie-views`.
+    pub fn movie_view_event(&self, user_id: &str, movie_id: &str) -> Result<OutgoingMessage> {
         let value = events::encode_movie_view_event(user_id, movie_id, events::now_millis())?;
-        self.start_send(vec![keyed(&self.topics.movie_views, movie_id, value)])
+        Ok(keyed(&self.topics.movie_views, movie_id, value))
     }
 
     /// Messages librdkafka holds that the cluster has not acknowledged yet,
@@ -380,6 +409,11 @@ impl Producer {
             .map(|backlog| backlog.queue.len())
             .unwrap_or(0);
         in_librdkafka + backlogged
+    }
+
+    /// Reports the outcome of a message that never reached librdkafka.
+    fn settle(&self, notify: Notify, outcome: Result<Delivered>) {
+        delivery::settle(self.options.deliveries.as_ref(), notify, outcome);
     }
 
     fn lock_backlog(&self) -> Result<std::sync::MutexGuard<'_, Backlog>> {
@@ -700,12 +734,15 @@ async fn monitor_connection(producer: Weak<Producer>) {
     }
 }
 
-/// Hands one message to librdkafka (never blocks).
+/// Hands one message to librdkafka (never blocks); on a refusal, gives the
+/// notification back so the message can wait in the backlog.
 fn enqueue(
     handle: &Handle,
     message: &OutgoingMessage,
-) -> std::result::Result<DeliveryFuture, KafkaError> {
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic);
+    notify: Box<Notify>,
+) -> std::result::Result<(), (KafkaError, Box<Notify>)> {
+    let mut record: BaseRecord<'_, [u8], [u8], Box<Notify>> =
+        BaseRecord::with_opaque_to(&message.topic, notify);
     if let Some(key) = &message.key {
         record = record.key(key.as_slice());
     }
@@ -730,7 +767,9 @@ fn enqueue(
         );
         record = record.headers(headers);
     }
-    handle.send_result(record).map_err(|(error, _)| error)
+    handle
+        .send(record)
+        .map_err(|(error, record)| (error, record.delivery_opaque))
 }
 
 fn send_error(topic: &str, error: &KafkaError) -> CoreError {
@@ -753,29 +792,28 @@ async fn drain_backlog(producer: Weak<Producer>) {
                 Ok(handle) => handle,
                 Err(error) => {
                     for waiting in backlog.queue.drain(..) {
-                        let _ = waiting.reply.send(Err(error.clone()));
+                        producer.settle(*waiting.notify, Err(error.clone()));
                     }
                     backlog.draining = false;
                     return;
                 }
             };
             loop {
-                let Some(front) = backlog.queue.front() else {
+                let Some(front) = backlog.queue.pop_front() else {
                     backlog.draining = false;
                     return;
                 };
-                match enqueue(&handle, &front.message) {
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                match enqueue(&handle, &front.message, front.notify) {
+                    Ok(()) => pause = Duration::from_millis(1),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), notify))
                         if Instant::now() < front.deadline =>
                     {
-                        break
+                        backlog.queue.push_front(Backlogged { notify, ..front });
+                        break;
                     }
-                    outcome => {
-                        if let Some(waiting) = backlog.queue.pop_front() {
-                            let result =
-                                outcome.map_err(|error| send_error(&waiting.message.topic, &error));
-                            let _ = waiting.reply.send(result);
-                        }
+                    Err((error, notify)) => {
+                        let error = send_error(&front.message.topic, &error);
+                        producer.settle(*notify, Err(error));
                         pause = Duration::from_millis(1);
                     }
                 }
@@ -783,22 +821,6 @@ async fn drain_backlog(producer: Weak<Producer>) {
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-async fn await_delivery(delivery: DeliveryFuture, topic: &str) -> Result<DeliveryReport> {
-    match delivery.await {
-        Ok(Ok(delivered)) => Ok(DeliveryReport {
-            topic: topic.to_string(),
-            partition: delivered.partition,
-            offset: delivered.offset,
-            timestamp: delivered.timestamp.to_millis(),
-        }),
-        Ok(Err((error, _))) => Err(CoreError::kafka(
-            format!("delivery to topic `{topic}` failed"),
-            &error,
-        )),
-        Err(_) => Err(CoreError::Disconnected("producer")),
     }
 }
 
@@ -853,7 +875,8 @@ fn validate_topic_spec(topic: &TopicSpec) -> Result<()> {
     Ok(())
 }
 
-fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
+/// Names the failing message of a multi-message call in its error.
+pub fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
     if total == 1 {
         return error;
     }
@@ -880,6 +903,18 @@ mod tests {
     use super::*;
     use crate::core::logging::StderrSink;
     use rdkafka::mocking::MockCluster;
+
+    /// A producer's options for a broker that never answers, with room for
+    /// `queued` messages in librdkafka and a short enqueue timeout.
+    fn unreachable_with_small_queue(queued: u32, message_timeout_ms: u32) -> ProducerOptions {
+        let mut options = options_for("127.0.0.1:1");
+        options.enqueue_timeout = Duration::from_millis(100);
+        options.client.log_level = Some(crate::core::logging::LogLevel::Off);
+        let properties = &mut options.client.properties;
+        properties.insert("queue.buffering.max.messages".into(), queued.to_string());
+        properties.insert("message.timeout.ms".into(), message_timeout_ms.to_string());
+        options
+    }
 
     fn options_for(brokers: &str) -> ProducerOptions {
         let mut options = ProducerOptions::default();
@@ -1017,19 +1052,94 @@ mod tests {
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
     }
 
+    /// Collects what a [`DeliverySink`] is told.
+    struct ChannelSink(std::sync::mpsc::Sender<(u64, u32, Result<Delivered>)>);
+
+    impl DeliverySink for ChannelSink {
+        fn delivered(&self, tag: u64, index: u32, outcome: Result<Delivered>) {
+            let _ = self.0.send((tag, index, outcome));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tracked_sends_report_every_message_to_the_sink() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("views", 2, 1).unwrap();
+        let (sender, received) = std::sync::mpsc::channel();
+        let mut options = options_for(&cluster.bootstrap_servers());
+        options.deliveries = Some(Arc::new(ChannelSink(sender)));
+        let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
+
+        let batch: Vec<OutgoingMessage> = (0..3)
+            .map(|i| keyed("views", "movie-1", vec![b'0' + i]))
+            .collect();
+        producer.start_send_tracked(batch, 7).unwrap();
+        producer
+            .start_send_tracked(vec![keyed("views", "movie-2", b"x".to_vec())], 8)
+            .unwrap();
+        // Refused before anything is handed over: nothing is reported for tag 9.
+        let invalid = producer.start_send_tracked(vec![keyed("", "k", b"x".to_vec())], 9);
+        assert_eq!(invalid.unwrap_err().code(), "ERR_INVALID_ARG");
+
+        let mut outcomes: Vec<(u64, u32, Delivered)> = (0..4)
+            .map(|_| {
+                let (tag, index, outcome) = received.recv_timeout(Duration::from_secs(10)).unwrap();
+                (tag, index, outcome.unwrap())
+            })
+            .collect();
+        outcomes.sort_by_key(|(tag, index, _)| (*tag, *index));
+        let ids: Vec<(u64, u32)> = outcomes
+            .iter()
+            .map(|(tag, index, _)| (*tag, *index))
+            .collect();
+        assert_eq!(ids, vec![(7, 0), (7, 1), (7, 2), (8, 0)]);
+        // One key, one partition, consecutive offsets in call order.
+        assert!(outcomes[..3]
+            .windows(2)
+            .all(|pair| pair[1].2.partition == pair[0].2.partition
+                && pair[1].2.offset == pair[0].2.offset + 1));
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        assert!(received.try_recv().is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tracked_sends_that_never_reach_librdkafka_are_reported_as_failed() {
+        let (sender, received) = std::sync::mpsc::channel();
+        let mut options = unreachable_with_small_queue(2, 1000);
+        options.deliveries = Some(Arc::new(ChannelSink(sender)));
+        let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
+        let messages: Vec<OutgoingMessage> = (0..4).map(|i| keyed("t", "k", vec![i])).collect();
+        producer.start_send_tracked(messages, 1).unwrap();
+        let mut codes: Vec<(u32, String)> = (0..4)
+            .map(|_| {
+                let (tag, index, outcome) = received.recv_timeout(Duration::from_secs(10)).unwrap();
+                assert_eq!(tag, 1);
+                (index, outcome.unwrap_err().code())
+            })
+            .collect();
+        codes.sort();
+        assert_eq!(
+            codes,
+            vec![
+                (0, "ERR_KAFKA_MSG_TIMED_OUT".to_string()),
+                (1, "ERR_KAFKA_MSG_TIMED_OUT".to_string()),
+                (2, "ERR_KAFKA_QUEUE_FULL".to_string()),
+                (3, "ERR_KAFKA_QUEUE_FULL".to_string()),
+            ]
+        );
+        // Without a sink, tracked sends are refused.
+        let plain = Producer::new(options_for("127.0.0.1:1"), Arc::new(StderrSink)).unwrap();
+        let refused = plain.start_send_tracked(vec![keyed("t", "k", vec![1])], 1);
+        assert_eq!(refused.unwrap_err().code(), "ERR_INTERNAL");
+        producer
+            .disconnect(Duration::from_millis(100))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn past_the_bounded_queue_sends_fail_fast_with_queue_full() {
-        let mut options = options_for("127.0.0.1:1");
-        options.enqueue_timeout = Duration::from_millis(100);
-        options.client.log_level = Some(crate::core::logging::LogLevel::Off);
-        options
-            .client
-            .properties
-            .insert("queue.buffering.max.messages".into(), "5".into());
-        options
-            .client
-            .properties
-            .insert("message.timeout.ms".into(), "1500".into());
+        let options = unreachable_with_small_queue(5, 1500);
         let producer = Producer::new(options, Arc::new(StderrSink)).unwrap();
         let started = Instant::now();
         let pending: Vec<PendingSend> = (0..8)
