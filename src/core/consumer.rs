@@ -1645,8 +1645,8 @@ mod tests {
     fn runs_are_capped_by_count_and_by_bytes_but_never_empty() {
         assert_eq!(run_length(std::iter::empty()), 0);
         assert_eq!(run_length([10_000_000].into_iter()), 1);
-        assert_eq!(run_length(std::iter::repeat(100).take(1000)), MAX_SEQUENCE);
-        assert_eq!(run_length(std::iter::repeat(1024).take(1000)), 64);
+        assert_eq!(run_length(std::iter::repeat_n(100, 1000)), MAX_SEQUENCE);
+        assert_eq!(run_length(std::iter::repeat_n(1024, 1000)), 64);
         assert_eq!(run_length([1024, 100_000, 1].into_iter()), 1);
     }
 
