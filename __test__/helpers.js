@@ -29,12 +29,19 @@ function isError(value) {
   return types.isNativeError(value);
 }
 
-/** Runs `script` in a fresh Node process with `env`, returning its parsed JSON output. */
-function runNode(script, env) {
+/**
+ * Runs `script` in a fresh Node process with `env`, returning its parsed JSON output.
+ * With `timeoutMs`, a process still running after it is killed and the call throws.
+ * @param {string} script
+ * @param {Record<string, string>} [env]
+ * @param {{ timeoutMs?: number }} [options]
+ */
+function runNode(script, env, { timeoutMs } = {}) {
   const output = execFileSync(process.execPath, ['-e', script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     encoding: 'utf8',
+    timeout: timeoutMs,
   });
   return JSON.parse(output.trim().split('\n').pop() ?? 'null');
 }

@@ -12,6 +12,7 @@
 use crate::binding::js::{self, CoreResult};
 use crate::core::delivery::{Delivered, DeliverySink};
 use crate::core::error::CoreError;
+use crate::core::producer::at_index;
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsError, Status};
@@ -213,7 +214,8 @@ impl Ledger {
     }
 }
 
-/// Builds `RecordMetadata` objects for one wake-up, creating the property
+/// Builds `RecordMetadata` objects (the shape of `crate::binding::producer::RecordMetadata`,
+/// which gives them their TypeScript type) for one wake-up, creating the property
 /// names once and each topic's string once per run of the same topic: the
 /// generated conversion creates (and V8 interns) all of them per object.
 struct MetadataBuilder {
@@ -245,11 +247,7 @@ impl MetadataBuilder {
         Ok(value)
     }
 
-    fn build(
-        &mut self,
-        topic: String,
-        delivered: Option<Delivered>,
-    ) -> napi::Result<sys::napi_value> {
+    fn build(&mut self, topic: String, delivered: Delivered) -> napi::Result<sys::napi_value> {
         let keys = match self.keys {
             Some(keys) => keys,
             None => {
@@ -259,7 +257,8 @@ impl MetadataBuilder {
                     self.string("offset")?,
                     self.string("timestamp")?,
                 ];
-                *self.keys.get_or_insert(keys)
+                self.keys = Some(keys);
+                keys
             }
         };
         let topic_value = match &self.topic {
@@ -270,11 +269,6 @@ impl MetadataBuilder {
                 value
             }
         };
-        let delivered = delivered.unwrap_or(Delivered {
-            partition: -1,
-            offset: -1,
-            timestamp: None,
-        });
         let env = self.env;
         let mut object = std::ptr::null_mut();
         let mut partition = std::ptr::null_mut();
@@ -302,10 +296,14 @@ impl MetadataBuilder {
 }
 
 fn resolve(env: &Env, builder: &mut MetadataBuilder, entry: Waiting) {
+    // Resolved only once every report arrived (`remaining == 0`).
+    let arrived = |delivered: Option<Delivered>| {
+        delivered.ok_or_else(|| napi::Error::from_reason("a delivery report is missing"))
+    };
     let build = |builder: &mut MetadataBuilder| -> napi::Result<sys::napi_value> {
         if entry.single {
             let topic = entry.topics.into_iter().next().unwrap_or_default();
-            return builder.build(topic, entry.reports.first().copied().flatten());
+            return builder.build(topic, arrived(entry.reports.first().copied().flatten())?);
         }
         let mut array = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread.
@@ -313,7 +311,7 @@ fn resolve(env: &Env, builder: &mut MetadataBuilder, entry: Waiting) {
             sys::napi_create_array_with_length(env.raw(), entry.topics.len(), &mut array)
         })?;
         for (index, (topic, delivered)) in entry.topics.into_iter().zip(entry.reports).enumerate() {
-            let report = builder.build(topic, delivered)?;
+            let report = builder.build(topic, arrived(delivered)?)?;
             // SAFETY: as above.
             napi::check_status!(unsafe {
                 sys::napi_set_element(env.raw(), array, index as u32, report)
@@ -340,10 +338,4 @@ fn reject_with(env: &Env, deferred: sys::napi_deferred, error: napi::Error) {
         let value = JsError::from(error).into_value(env.raw());
         sys::napi_reject_deferred(env.raw(), deferred, value);
     }
-}
-
-/// Names the failing message of a multi-message call, as the core does for
-/// errors found before sending.
-fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
-    crate::core::producer::at_index(error, index, total)
 }
