@@ -2,21 +2,17 @@
 //! driver called as a thread-safe function whose promise the core awaits, and
 //! exposes the handle.
 
+use crate::binding::handoff::JsHandler;
 use crate::binding::js::{self, promise, rejected, CoreResult};
 use crate::binding::logger::JsLogSink;
 use crate::binding::producer::read_client_options;
 use crate::core::consumer::{
     BatchOptions, ConsumerHandle as CoreConsumerHandle, ConsumerOptions as CoreConsumerOptions,
-    DeadLetter, Delivery, HandlerFailure, HandlerFuture, Interrupted, MessageHandler, YieldSignal,
+    DeadLetter,
 };
-use crate::core::encoded::EncodedDeliveries;
 use crate::core::schema::PayloadSchema;
-use napi::bindgen_prelude::{
-    Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, Promise, PromiseRaw,
-    ToNapiValue, TypeName, Unknown, ValidateNapiValue,
-};
-use napi::threadsafe_function::ThreadsafeFunction;
-use napi::{sys, Env, JsValue, ValueType};
+use napi::bindgen_prelude::{PromiseRaw, Unknown};
+use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -244,9 +240,12 @@ pub fn register_consumer<'env>(
         let (options, logger) = read_consumer_options(env, topics, js::as_option(options))?;
         let batch = options.batch.is_some();
         let sink = JsLogSink::sink(env, logger)?;
-        let handler = Arc::new(JsHandler {
-            driver: Arc::new(driver(env, callback, batch, options.yield_signal.clone())?),
-        });
+        let handler = Arc::new(JsHandler::new(
+            env,
+            callback,
+            batch,
+            options.yield_signal.clone(),
+        )?);
         Ok((options, handler, sink))
     };
     let (options, handler, sink) = match read() {
@@ -413,242 +412,3 @@ fn read_schema(env: &Env, value: &Unknown<'_>) -> CoreResult<PayloadSchema> {
         ))),
     }
 }
-
-/// Wraps the application's callback once per consumer. Each crossing carries
-/// a run of messages as one JSON text (parsed by V8 in a single call) plus, for
-/// raw payloads, one Buffer that the messages' values are views into; the
-/// driver then calls the callback on each message in order, awaiting each, and
-/// stops at the first failure. It settles with `null`, `[index, reason]`, or
-/// `[index]` when a drain asked it to report progress (`shouldYield`).
-const DRIVER: &str = r#"(function makeDriver(callback, batch, shouldYield) {
-  'use strict';
-  function reason(error) {
-    try {
-      if (error !== null && typeof error === 'object' && typeof error.message === 'string') return error.message;
-      return String(error);
-    } catch {
-      return 'the callback failed with a value that cannot be shown';
-    }
-  }
-  // The event loop's share: once callbacks have run for SLICE_MS in one turn
-  // of the loop (several lanes' runs can arrive in one turn), the rest waits
-  // for the next turn, so timers and I/O are not held up behind a backlog.
-  const SLICE_MS = 3;
-  let sliceStart = 0;
-  function endSlice() {
-    sliceStart = 0;
-  }
-  function overSlice() {
-    const now = performance.now();
-    if (sliceStart === 0) {
-      sliceStart = now;
-      setImmediate(endSlice);
-      return false;
-    }
-    return now - sliceStart > SLICE_MS;
-  }
-  function nextTurn() {
-    return new Promise((resolve) => setImmediate(resolve));
-  }
-  function thenable(value) {
-    try {
-      return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function';
-    } catch {
-      return false;
-    }
-  }
-  return function drive(json, payloads) {
-    const messages = JSON.parse(json);
-    if (payloads !== null) {
-      for (const message of messages) {
-        const range = message.value;
-        message.value = range === null ? null : payloads.subarray(range[0], range[1]);
-      }
-    }
-    if (batch) {
-      if (overSlice()) return nextTurn().then(() => deliverBatch(messages));
-      return deliverBatch(messages);
-    }
-    let index = 0;
-    const next = () => {
-      const first = index;
-      while (index < messages.length) {
-        if (index > first && shouldYield()) return [index];
-        if (overSlice()) return nextTurn().then(next);
-        const at = index++;
-        let result;
-        try {
-          result = callback(messages[at]);
-        } catch (error) {
-          return [at, reason(error)];
-        }
-        if (thenable(result)) return Promise.resolve(result).then(next, (error) => [at, reason(error)]);
-      }
-      return null;
-    };
-    return next();
-  };
-  function deliverBatch(messages) {
-    let result;
-    try {
-      result = callback(messages);
-    } catch (error) {
-      return [0, reason(error)];
-    }
-    return thenable(result) ? Promise.resolve(result).then(() => null, (error) => [0, reason(error)]) : null;
-  }
-})"#;
-
-type DriverArgs = FnArgs<(JsonText, Option<Buffer>)>;
-type MakeDriverArgs<'env> = FnArgs<(Unknown<'env>, bool, Function<'env, (), bool>)>;
-type Driver = ThreadsafeFunction<DriverArgs, DriveOutcome, DriverArgs, napi::Status, false>;
-
-/// The driver around `callback`, as a thread-safe function the core awaits.
-fn driver(
-    env: &Env,
-    callback: Unknown<'_>,
-    batch: bool,
-    yield_signal: YieldSignal,
-) -> CoreResult<Driver> {
-    let failed = |error: napi::Error| js::invalid(format!("callback: {}", error.reason));
-    let should_yield: Function<'_, (), bool> = env
-        .create_function_from_closure("shouldYield", move |_| Ok(yield_signal.is_raised()))
-        .map_err(failed)?;
-    let make: Function<'_, MakeDriverArgs<'_>, Unknown<'_>> =
-        env.run_script(DRIVER).map_err(failed)?;
-    let drive = make
-        .call(FnArgs::from((callback, batch, should_yield)))
-        .map_err(failed)?;
-    // SAFETY: `makeDriver` returns a function of this environment.
-    let drive: Function<'_, DriverArgs, DriveOutcome> =
-        unsafe { Function::from_napi_value(env.raw(), drive.raw()) }.map_err(failed)?;
-    drive
-        .build_threadsafe_function::<DriverArgs>()
-        .callee_handled::<false>()
-        .build()
-        .map_err(failed)
-}
-
-/// The JavaScript callback, called on the event loop through the driver and awaited.
-struct JsHandler {
-    driver: Arc<Driver>,
-}
-
-impl MessageHandler for JsHandler {
-    fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
-        let driver = self.driver.clone();
-        Box::pin(async move {
-            let EncodedDeliveries { json, payloads } = EncodedDeliveries::encode(&deliveries);
-            let failure = |error: napi::Error| {
-                Interrupted::Failed(HandlerFailure {
-                    index: 0,
-                    message: error.reason,
-                })
-            };
-            let arguments = FnArgs::from((JsonText(json), payloads.map(Buffer::from)));
-            let result = match driver.call_async_catch(arguments).await.map_err(failure)? {
-                DriveOutcome::Settled(result) => result,
-                DriveOutcome::Pending(promise) => promise.await.map_err(failure)?,
-            };
-            match result {
-                DriveResult::Done => Ok(()),
-                DriveResult::Yielded { index } => Err(Interrupted::Yielded { index }),
-                DriveResult::Failed { index, message } => {
-                    Err(Interrupted::Failed(HandlerFailure { index, message }))
-                }
-            }
-        })
-    }
-}
-
-/// The encoded messages, handed to V8 as Latin-1 when they are ASCII (the
-/// common case): the same characters, without UTF-8 decoding.
-struct JsonText(String);
-
-impl ToNapiValue for JsonText {
-    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        let env = Env::from_raw(env);
-        let text = if value.0.is_ascii() {
-            env.create_string_latin1(value.0.as_bytes())?
-        } else {
-            env.create_string(&value.0)?
-        };
-        Ok(text.raw())
-    }
-}
-
-/// What the driver returned: its result, or a promise of it.
-enum DriveOutcome {
-    Settled(DriveResult),
-    Pending(Promise<DriveResult>),
-}
-
-impl FromNapiValue for DriveOutcome {
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        let mut is_promise = false;
-        // SAFETY: `value` is a live value of `env`, on its thread.
-        let status = unsafe { sys::napi_is_promise(env, value, &mut is_promise) };
-        if status == sys::Status::napi_ok && is_promise {
-            // SAFETY: as above; the value is a promise.
-            Ok(DriveOutcome::Pending(unsafe {
-                Promise::from_napi_value(env, value)
-            }?))
-        } else {
-            // SAFETY: as above.
-            Ok(DriveOutcome::Settled(unsafe {
-                DriveResult::from_napi_value(env, value)
-            }?))
-        }
-    }
-}
-
-impl TypeName for DriveOutcome {
-    fn type_name() -> &'static str {
-        "unknown"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
-    }
-}
-
-impl ValidateNapiValue for DriveOutcome {}
-
-/// `null` when every message was handled; `[index, reason]` at the first
-/// failure; `[index]` when it stopped early to report progress.
-enum DriveResult {
-    Done,
-    Yielded { index: usize },
-    Failed { index: usize, message: String },
-}
-
-impl FromNapiValue for DriveResult {
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        // SAFETY: `value` is a live value of `env`, on its thread.
-        let value = unsafe { Unknown::from_napi_value(env, value) }?;
-        if !value.is_array().unwrap_or(false) {
-            return Ok(DriveResult::Done);
-        }
-        // SAFETY: as above.
-        let failure = unsafe { Object::from_napi_value(env, value.raw()) }?;
-        let index: f64 = failure.get_element(0)?;
-        let index = index as usize;
-        if failure.get_array_length()? < 2 {
-            return Ok(DriveResult::Yielded { index });
-        }
-        let message: String = failure.get_element(1)?;
-        Ok(DriveResult::Failed { index, message })
-    }
-}
-
-impl TypeName for DriveResult {
-    fn type_name() -> &'static str {
-        "unknown"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
-    }
-}
-
-impl ValidateNapiValue for DriveResult {}

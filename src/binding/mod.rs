@@ -4,6 +4,7 @@
 pub mod consumer;
 pub mod deliveries;
 pub mod events;
+pub mod handoff;
 pub mod js;
 pub mod logger;
 pub mod producer;

@@ -1021,7 +1021,7 @@ struct Work {
 fn poll_loop(
     shared: &Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
-    to_dispatcher: mpsc::UnboundedSender<Work>,
+    to_dispatcher: mpsc::UnboundedSender<Vec<Work>>,
     mut stop_requested: oneshot::Receiver<()>,
 ) {
     let max_in_flight = shared.options.max_in_flight;
@@ -1061,28 +1061,24 @@ fn poll_loop(
 
         // Take messages only while there is room: the rest wait in
         // librdkafka's bounded prefetch, which stops fetching when full.
-        let mut taken = 0usize;
-        let mut dispatcher_gone = false;
+        // Handed over once per round: a channel send per message would wake
+        // the dispatcher (a futex call) per message.
+        let mut taken: Vec<Work> = Vec::new();
         let mut room = max_in_flight.saturating_sub(shared.in_flight.load(Ordering::Acquire));
         shared.backpressured.store(room == 0, Ordering::Release);
         if !user_paused && room > 0 {
             if let Ok(queues) = shared.queues.lock() {
                 let count = queues.len();
                 for step in 0..count {
-                    if dispatcher_gone {
-                        break;
-                    }
                     let index = (next_queue + step) % count;
                     let mut from_this_queue = 0;
                     while room > 0 && from_this_queue < 256 {
                         match queues[index].1.poll(Duration::ZERO) {
                             Some(Ok(message)) => {
-                                if !accept(shared, &to_dispatcher, &message) {
-                                    dispatcher_gone = true;
-                                    break;
+                                if let Some(work) = accept(shared, &message) {
+                                    taken.push(work);
                                 }
                                 room -= 1;
-                                taken += 1;
                                 from_this_queue += 1;
                             }
                             Some(Err(error)) => {
@@ -1096,17 +1092,23 @@ fn poll_loop(
                 next_queue = next_queue.wrapping_add(1);
             }
         }
-        if dispatcher_gone {
+        let idle = taken.is_empty();
+        if !idle && to_dispatcher.send(taken).is_err() {
             break;
         }
         // Serve rebalances, errors and logs; wait a little when idle.
-        let wait = if taken > 0 { Duration::ZERO } else { IDLE_WAIT };
+        let wait = if idle { IDLE_WAIT } else { Duration::ZERO };
         match consumer.poll(wait) {
             None => {}
             Some(Err(error)) => report_consumer_error(&error),
             // A partition not split (yet): handle its message all the same.
-            Some(Ok(message)) if !accept(shared, &to_dispatcher, &message) => break,
-            Some(Ok(_)) => {}
+            Some(Ok(message)) => {
+                if let Some(work) = accept(shared, &message) {
+                    if to_dispatcher.send(vec![work]).is_err() {
+                        break;
+                    }
+                }
+            }
         }
     }
     let queues = shared
@@ -1121,7 +1123,7 @@ fn poll_loop(
 fn finish_close(
     shared: &Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
-    to_dispatcher: mpsc::UnboundedSender<Work>,
+    to_dispatcher: mpsc::UnboundedSender<Vec<Work>>,
     queues: Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>,
 ) {
     if let Ok(assignment) = consumer.assignment() {
@@ -1149,22 +1151,18 @@ fn finish_close(
     drop(consumer);
 }
 
-/// Registers a received message and hands it to the dispatcher; `false` when
-/// the dispatcher is gone.
-fn accept(
-    shared: &Shared,
-    to_dispatcher: &mpsc::UnboundedSender<Work>,
-    message: &BorrowedMessage<'_>,
-) -> bool {
+/// Registers a received message, as work for the dispatcher; `None` when the
+/// partition is not (or no longer) this member's.
+fn accept(shared: &Shared, message: &BorrowedMessage<'_>) -> Option<Work> {
     let key = (message.topic().to_string(), message.partition());
     let offset = message.offset();
     let generation = match shared.tracker.lock() {
         Ok(mut tracker) => match tracker.generation(&key) {
             Some(generation) if tracker.received(&key, offset) => generation,
             // Not (or no longer) ours: the partition's owner will receive it.
-            _ => return true,
+            _ => return None,
         },
-        Err(_) => return true,
+        Err(_) => return None,
     };
     shared.in_flight.fetch_add(1, Ordering::AcqRel);
     shared.counters.received.fetch_add(1, Ordering::Relaxed);
@@ -1196,13 +1194,11 @@ fn accept(
         Ok(Decoded::Null) => Ok(ValueForm::Null),
         Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
     };
-    to_dispatcher
-        .send(Work {
-            message: Arc::new(received),
-            generation,
-            verdict,
-        })
-        .is_ok()
+    Some(Work {
+        message: Arc::new(received),
+        generation,
+        verdict,
+    })
 }
 
 /// Runs the handler for received messages: per-key lanes up to
@@ -1235,14 +1231,14 @@ impl Dispatcher {
         })
     }
 
-    async fn run(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Work>) {
+    async fn run(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Vec<Work>>) {
         match self.shared.options.batch {
             Some(batch) => self.run_batches(&mut incoming, batch).await,
             None => self.run_lanes(&mut incoming).await,
         }
     }
 
-    async fn run_lanes(self: &Arc<Self>, incoming: &mut mpsc::UnboundedReceiver<Work>) {
+    async fn run_lanes(self: &Arc<Self>, incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>) {
         let lanes = Arc::new(Mutex::new(Lanes::default()));
         let (lane_done, mut lanes_done) = mpsc::unbounded_channel::<()>();
         // At least 1: `ConsumerOptions::validate` refuses 0.
@@ -1251,18 +1247,20 @@ impl Dispatcher {
         let mut open = true;
         while open || running > 0 {
             tokio::select! {
-                work = incoming.recv(), if open => match work {
-                    Some(work) => {
-                        let key = if concurrency == 1 {
-                            (String::new(), 0, None)
-                        } else {
-                            (work.message.topic.clone(), work.message.partition, work.message.key.clone())
-                        };
+                works = incoming.recv(), if open => match works {
+                    Some(works) => {
                         if let Ok(mut lanes) = lanes.lock() {
-                            let queue = lanes.queues.entry(key.clone()).or_default();
-                            queue.push_back(work);
-                            if queue.len() == 1 && !lanes.active.contains(&key) {
-                                lanes.waiting.push_back(key);
+                            for work in works {
+                                let key = if concurrency == 1 {
+                                    (String::new(), 0, None)
+                                } else {
+                                    (work.message.topic.clone(), work.message.partition, work.message.key.clone())
+                                };
+                                let queue = lanes.queues.entry(key.clone()).or_default();
+                                queue.push_back(work);
+                                if queue.len() == 1 && !lanes.active.contains(&key) {
+                                    lanes.waiting.push_back(key);
+                                }
                             }
                         }
                     }
@@ -1401,20 +1399,34 @@ impl Dispatcher {
         self.handle_with_retries(works, 2).await;
     }
 
-    async fn run_batches(&self, incoming: &mut mpsc::UnboundedReceiver<Work>, batch: BatchOptions) {
+    async fn run_batches(
+        &self,
+        incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>,
+        batch: BatchOptions,
+    ) {
+        // What arrived beyond the last batch's size.
+        let mut waiting: VecDeque<Work> = VecDeque::new();
+        let mut open = true;
         loop {
-            let Some(first) = incoming.recv().await else {
-                return;
-            };
-            let mut works = vec![first];
-            let deadline = tokio::time::Instant::now() + batch.max_wait;
-            while works.len() < batch.max_messages {
-                match tokio::time::timeout_at(deadline, incoming.recv()).await {
-                    Ok(Some(work)) => works.push(work),
-                    Ok(None) | Err(_) => break,
+            if waiting.is_empty() {
+                match incoming.recv().await {
+                    Some(works) => waiting.extend(works),
+                    None => return,
                 }
             }
-            self.process(works).await;
+            let deadline = tokio::time::Instant::now() + batch.max_wait;
+            while open && waiting.len() < batch.max_messages {
+                match tokio::time::timeout_at(deadline, incoming.recv()).await {
+                    Ok(Some(works)) => waiting.extend(works),
+                    Ok(None) => open = false,
+                    Err(_) => break,
+                }
+            }
+            let take = waiting.len().min(batch.max_messages);
+            self.process(waiting.drain(..take).collect()).await;
+            if !open && waiting.is_empty() {
+                return;
+            }
         }
     }
 

@@ -45,9 +45,11 @@ impl EncodedDeliveries {
             push_optional_text(&mut json, message.key.as_deref());
             json.push_str(",\"value\":");
             match (delivery.form, &message.payload) {
-                (ValueForm::Json, Some(payload)) => {
-                    json.push_str(&String::from_utf8_lossy(payload));
-                }
+                (ValueForm::Json, Some(payload)) => match std::str::from_utf8(payload) {
+                    Ok(text) => json.push_str(text),
+                    // Unreachable for validated values; lossy keeps the JSON well-formed.
+                    Err(_) => json.push_str(&String::from_utf8_lossy(payload)),
+                },
                 (ValueForm::Raw, Some(payload)) => {
                     let buffer = payloads.get_or_insert_with(Vec::new);
                     let start = buffer.len();

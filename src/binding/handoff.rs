@@ -1,0 +1,339 @@
+//! How a consumer's runs of messages reach the JavaScript callback and how
+//! their outcomes come back.
+//!
+//! Each lane of the core's dispatcher hands over a run and awaits its
+//! outcome. Runs wait in a [`Mailbox`]; the JavaScript thread is woken through
+//! *one* threadsafe function per consumer, only when the mailbox was empty,
+//! and that wake-up takes every run that arrived meanwhile: one string, one
+//! `JSON.parse`, however many lanes are ready. Each run reports back through a
+//! plain native function (`settle`) when it is done. A threadsafe-function
+//! call per run, with a napi-rs promise awaited from Rust per run, cost more
+//! CPU per message than librdkafka and the handler together (measured in
+//! `bench/README.md`).
+
+use crate::binding::js::{self, CoreResult};
+use crate::core::consumer::{
+    Delivery, HandlerFailure, HandlerFuture, Interrupted, MessageHandler, YieldSignal,
+};
+use crate::core::encoded::EncodedDeliveries;
+use napi::bindgen_prelude::{
+    Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, ToNapiValue, Unknown,
+};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{sys, Env, JsValue, Status};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Wraps the application's callback once per consumer. `receive` gets the
+/// runs that are ready as one JSON text (`[[message, ...], ...]`, parsed by V8
+/// in a single call), their ids, and for raw payloads one Buffer per run that
+/// the messages' values become views into. It calls the callback on each run's
+/// messages in order, awaiting each, and stops at the first failure; each run
+/// is reported to `settle(id, outcome)` with `null`, `[index, reason]`, or
+/// `[index]` when a drain asked it to report progress (`shouldYield`).
+const DRIVER: &str = r#"(function makeReceiver(callback, batch, shouldYield, settle) {
+  'use strict';
+  function reason(error) {
+    try {
+      if (error !== null && typeof error === 'object' && typeof error.message === 'string') return error.message;
+      return String(error);
+    } catch {
+      return 'the callback failed with a value that cannot be shown';
+    }
+  }
+  // The event loop's share: once callbacks have run for SLICE_MS in one turn
+  // of the loop (several runs can arrive in one turn), the rest waits for the
+  // next turn, so timers and I/O are not held up behind a backlog.
+  const SLICE_MS = 3;
+  let sliceStart = 0;
+  function endSlice() {
+    sliceStart = 0;
+  }
+  function overSlice() {
+    const now = performance.now();
+    if (sliceStart === 0) {
+      sliceStart = now;
+      setImmediate(endSlice);
+      return false;
+    }
+    return now - sliceStart > SLICE_MS;
+  }
+  function nextTurn() {
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+  function thenable(value) {
+    try {
+      return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function';
+    } catch {
+      return false;
+    }
+  }
+  function deliverBatch(messages) {
+    let result;
+    try {
+      result = callback(messages);
+    } catch (error) {
+      return [0, reason(error)];
+    }
+    return thenable(result) ? Promise.resolve(result).then(() => null, (error) => [0, reason(error)]) : null;
+  }
+  function drive(messages) {
+    if (batch) {
+      if (overSlice()) return nextTurn().then(() => deliverBatch(messages));
+      return deliverBatch(messages);
+    }
+    let index = 0;
+    const next = () => {
+      const first = index;
+      while (index < messages.length) {
+        if (index > first && shouldYield()) return [index];
+        if (overSlice()) return nextTurn().then(next);
+        const at = index++;
+        let result;
+        try {
+          result = callback(messages[at]);
+        } catch (error) {
+          return [at, reason(error)];
+        }
+        if (thenable(result)) return Promise.resolve(result).then(next, (error) => [at, reason(error)]);
+      }
+      return null;
+    };
+    return next();
+  }
+  function report(id, outcome) {
+    if (thenable(outcome)) outcome.then((settled) => settle(id, settled), (error) => settle(id, [0, reason(error)]));
+    else settle(id, outcome);
+  }
+  return function receive(text, ids, payloads) {
+    let runs;
+    try {
+      runs = JSON.parse(text);
+    } catch (error) {
+      for (const id of ids) settle(id, [0, 'the messages could not be decoded: ' + reason(error)]);
+      return;
+    }
+    for (let r = 0; r < runs.length; r++) {
+      const messages = runs[r];
+      const buffer = payloads === null ? null : payloads[r];
+      if (buffer !== null) {
+        for (const message of messages) {
+          const range = message.value;
+          message.value = range === null ? null : buffer.subarray(range[0], range[1]);
+        }
+      }
+      let outcome;
+      try {
+        outcome = drive(messages);
+      } catch (error) {
+        outcome = [0, reason(error)];
+      }
+      report(ids[r], outcome);
+    }
+  };
+})"#;
+
+/// A run waiting to cross.
+struct Run {
+    id: u32,
+    encoded: EncodedDeliveries,
+}
+
+/// Runs waiting for the JavaScript thread, and the lanes awaiting their outcomes.
+#[derive(Default)]
+struct Mailbox {
+    runs: Mutex<Vec<Run>>,
+    replies: Mutex<HashMap<u32, oneshot::Sender<DriveResult>>>,
+    /// Whether a wake-up is already on its way.
+    woken: AtomicBool,
+    next_id: AtomicU32,
+}
+
+impl Mailbox {
+    /// Everything that arrived since the last wake-up, as `receive`'s arguments.
+    fn take(&self) -> ReceiveArgs {
+        self.woken.store(false, Ordering::SeqCst);
+        let runs = match self.runs.lock() {
+            Ok(mut runs) => std::mem::take(&mut *runs),
+            Err(_) => Vec::new(),
+        };
+        let mut text = String::with_capacity(
+            2 + runs
+                .iter()
+                .map(|run| run.encoded.json.len() + 1)
+                .sum::<usize>(),
+        );
+        text.push('[');
+        let mut ids = Vec::with_capacity(runs.len());
+        let raw = runs.iter().any(|run| run.encoded.payloads.is_some());
+        let mut payloads = raw.then(|| Vec::with_capacity(runs.len()));
+        for (position, run) in runs.into_iter().enumerate() {
+            if position > 0 {
+                text.push(',');
+            }
+            text.push_str(&run.encoded.json);
+            ids.push(run.id);
+            if let Some(payloads) = payloads.as_mut() {
+                payloads.push(run.encoded.payloads.map(Buffer::from));
+            }
+        }
+        text.push(']');
+        FnArgs::from((JsonText(text), ids, payloads))
+    }
+
+    fn settle(&self, id: u32, outcome: DriveResult) {
+        let reply = self
+            .replies
+            .lock()
+            .ok()
+            .and_then(|mut replies| replies.remove(&id));
+        if let Some(reply) = reply {
+            // The lane stopped waiting only when the consumer is gone.
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn forget(&self, id: u32) {
+        if let Ok(mut replies) = self.replies.lock() {
+            replies.remove(&id);
+        }
+    }
+}
+
+type ReceiveArgs = FnArgs<(JsonText, Vec<u32>, Option<Vec<Option<Buffer>>>)>;
+type MakeReceiverArgs<'env> = FnArgs<(
+    Unknown<'env>,
+    bool,
+    Function<'env, (), bool>,
+    Function<'env, (u32, Unknown<'env>), ()>,
+)>;
+type Wake = ThreadsafeFunction<(), (), ReceiveArgs, Status, false>;
+
+/// The JavaScript callback as the core's [`MessageHandler`].
+pub struct JsHandler {
+    mailbox: Arc<Mailbox>,
+    wake: Wake,
+}
+
+impl JsHandler {
+    /// Wraps `callback` (already checked to be a function) for a consumer.
+    pub fn new(
+        env: &Env,
+        callback: Unknown<'_>,
+        batch: bool,
+        yield_signal: YieldSignal,
+    ) -> CoreResult<Self> {
+        let failed = |error: napi::Error| js::invalid(format!("callback: {}", error.reason));
+        let mailbox = Arc::new(Mailbox::default());
+        let should_yield: Function<'_, (), bool> = env
+            .create_function_from_closure("shouldYield", move |_| Ok(yield_signal.is_raised()))
+            .map_err(failed)?;
+        let settling = mailbox.clone();
+        let settle: Function<'_, (u32, Unknown<'_>), ()> = env
+            .create_function_from_closure("settle", move |context| {
+                let id: u32 = context.get(0)?;
+                let outcome: DriveResult = context.get(1)?;
+                settling.settle(id, outcome);
+                Ok(())
+            })
+            .map_err(failed)?;
+        let make: Function<'_, MakeReceiverArgs<'_>, Unknown<'_>> =
+            env.run_script(DRIVER).map_err(failed)?;
+        let receive = make
+            .call(FnArgs::from((callback, batch, should_yield, settle)))
+            .map_err(failed)?;
+        // SAFETY: `makeReceiver` returns a function of this environment.
+        let receive: Function<'_, ReceiveArgs, ()> =
+            unsafe { Function::from_napi_value(env.raw(), receive.raw()) }.map_err(failed)?;
+        let taking = mailbox.clone();
+        let wake = receive
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .build_callback(move |_| Ok(taking.take()))
+            .map_err(failed)?;
+        Ok(JsHandler { mailbox, wake })
+    }
+}
+
+impl MessageHandler for JsHandler {
+    fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+        let encoded = EncodedDeliveries::encode(&deliveries);
+        let mailbox = self.mailbox.clone();
+        let id = mailbox.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, outcome) = oneshot::channel();
+        if let Ok(mut replies) = mailbox.replies.lock() {
+            replies.insert(id, reply);
+        }
+        if let Ok(mut runs) = mailbox.runs.lock() {
+            runs.push(Run { id, encoded });
+        }
+        let woken = if mailbox.woken.swap(true, Ordering::SeqCst) {
+            Status::Ok
+        } else {
+            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking)
+        };
+        Box::pin(async move {
+            let failed =
+                |message: String| Interrupted::Failed(HandlerFailure { index: 0, message });
+            if woken != Status::Ok {
+                mailbox.forget(id);
+                return Err(failed(format!(
+                    "the JavaScript callback cannot be called: {woken}"
+                )));
+            }
+            match outcome.await {
+                Ok(DriveResult::Done) => Ok(()),
+                Ok(DriveResult::Yielded { index }) => Err(Interrupted::Yielded { index }),
+                Ok(DriveResult::Failed { index, message }) => {
+                    Err(Interrupted::Failed(HandlerFailure { index, message }))
+                }
+                Err(_) => Err(failed("the JavaScript callback is gone".to_string())),
+            }
+        })
+    }
+}
+
+/// The encoded runs, handed to V8 as Latin-1 when they are ASCII (the common
+/// case): the same characters, without UTF-8 decoding.
+struct JsonText(String);
+
+impl ToNapiValue for JsonText {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        let env = Env::from_raw(env);
+        let text = if value.0.is_ascii() {
+            env.create_string_latin1(value.0.as_bytes())?
+        } else {
+            env.create_string(&value.0)?
+        };
+        Ok(text.raw())
+    }
+}
+
+/// `null` when every message was handled; `[index, reason]` at the first
+/// failure; `[index]` when it stopped early to report progress.
+enum DriveResult {
+    Done,
+    Yielded { index: usize },
+    Failed { index: usize, message: String },
+}
+
+impl FromNapiValue for DriveResult {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: `value` is a live value of `env`, on its thread.
+        let value = unsafe { Unknown::from_napi_value(env, value) }?;
+        if !value.is_array().unwrap_or(false) {
+            return Ok(DriveResult::Done);
+        }
+        // SAFETY: as above.
+        let failure = unsafe { Object::from_napi_value(env, value.raw()) }?;
+        let index: f64 = failure.get_element(0)?;
+        let index = index as usize;
+        if failure.get_array_length()? < 2 {
+            return Ok(DriveResult::Yielded { index });
+        }
+        let message: String = failure.get_element(1)?;
+        Ok(DriveResult::Failed { index, message })
+    }
+}
