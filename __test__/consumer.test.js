@@ -580,3 +580,30 @@ test("schema 'raw' hands over the exact bytes (any bytes, tombstones as null), p
   await eventually(() => batched.size >= count, { what: 'every raw message, in batches' });
   check(batched);
 });
+
+test('large runs and batches (several hand-over chunks each) arrive whole and in partition order', async () => {
+  // ~3 KB values with non-ASCII text: a batch of 200 spans ~10 chunks of the hand-over, and
+  // per-message runs cross in more than one chunk too.
+  const pad = 'é'.repeat(700) + 'x'.repeat(1500);
+  const count = 600;
+  const topic = await topicWith(2, count, (i) => ({ key: `k${i % 3}`, value: { id: i, pad } }));
+  const check = (messages) => {
+    expect(messages.length).toBe(count);
+    expect(messages.every((m) => m.value.pad === pad)).toBe(true);
+    for (const partition of [0, 1]) {
+      const offsets = messages.filter((m) => m.partition === partition).map((m) => m.offset);
+      expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+    }
+    expect(new Set(messages.map((m) => m.value.id)).size).toBe(count);
+  };
+
+  const batched = [];
+  await register(topic, (batch) => void batched.push(...batch), { batch: { maxMessages: 200, maxWaitMs: 200 } });
+  await eventually(() => batched.length >= count, { what: 'every message, in batches' });
+  check(batched);
+
+  const each = [];
+  await register(topic, async (message) => void each.push(message), { maxInFlight: 2000 });
+  await eventually(() => each.length >= count, { what: 'every message, one at a time' });
+  check(each);
+});

@@ -4,8 +4,8 @@
 //! Each lane of the core's dispatcher hands over a run and awaits its
 //! outcome. Runs wait in a [`Mailbox`]; the JavaScript thread is woken through
 //! *one* threadsafe function per consumer, only when the mailbox was empty,
-//! and that wake-up takes every run that arrived meanwhile: one string, one
-//! `JSON.parse`, however many lanes are ready. Each run reports back through a
+//! and that wake-up takes every run that arrived meanwhile, however many
+//! lanes are ready. Each run reports back through a
 //! plain native function (`settle`) when it is done. A threadsafe-function
 //! call per run, with a napi-rs promise awaited from Rust per run, cost more
 //! CPU per message than librdkafka and the handler together (measured in
@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Wraps the application's callback once per consumer. `receive` gets the
-/// runs that are ready as one JSON text (`[[message, ...], ...]`, parsed by V8
-/// in a single call), their ids, and for raw payloads one Buffer per run that
-/// the messages' values become views into. It calls the callback on each run's
+/// runs that are ready as JSON texts (`[message, ...]`, parsed by V8; a run
+/// is `counts[r]` consecutive texts), their ids, and for raw payloads one
+/// Buffer per run that the messages' values become views into. It calls the callback on each run's
 /// messages in order, awaiting each, and stops at the first failure; each run
 /// is reported to `settle(id, outcome)` with `null`, `[index, reason]`, or
 /// `[index]` when a drain asked it to report progress (`shouldYield`).
@@ -107,16 +107,25 @@ const DRIVER: &str = r#"(function makeReceiver(callback, batch, shouldYield, set
     if (thenable(outcome)) outcome.then((settled) => settle(id, settled), (error) => settle(id, [0, reason(error)]));
     else settle(id, outcome);
   }
-  return function receive(text, ids, payloads) {
-    let runs;
-    try {
-      runs = JSON.parse(text);
-    } catch (error) {
-      for (const id of ids) settle(id, [0, 'the messages could not be decoded: ' + reason(error)]);
-      return;
+  function decode(texts, first, count) {
+    const messages = JSON.parse(texts[first]);
+    for (let t = first + 1; t < first + count; t++) {
+      for (const message of JSON.parse(texts[t])) messages.push(message);
     }
-    for (let r = 0; r < runs.length; r++) {
-      const messages = runs[r];
+    return messages;
+  }
+  return function receive(texts, counts, ids, payloads) {
+    let first = 0;
+    for (let r = 0; r < ids.length; r++) {
+      let messages;
+      try {
+        messages = decode(texts, first, counts[r]);
+      } catch (error) {
+        settle(ids[r], [0, 'the messages could not be decoded: ' + reason(error)]);
+        continue;
+      } finally {
+        first += counts[r];
+      }
       const buffer = payloads === null ? null : payloads[r];
       if (buffer !== null) {
         for (const message of messages) {
@@ -159,28 +168,20 @@ impl Mailbox {
             Ok(mut runs) => std::mem::take(&mut *runs),
             Err(_) => Vec::new(),
         };
-        let mut text = String::with_capacity(
-            2 + runs
-                .iter()
-                .map(|run| run.encoded.json.len() + 1)
-                .sum::<usize>(),
-        );
-        text.push('[');
+        let mut texts = Vec::with_capacity(runs.len());
+        let mut counts = Vec::with_capacity(runs.len());
         let mut ids = Vec::with_capacity(runs.len());
         let raw = runs.iter().any(|run| run.encoded.payloads.is_some());
         let mut payloads = raw.then(|| Vec::with_capacity(runs.len()));
-        for (position, run) in runs.into_iter().enumerate() {
-            if position > 0 {
-                text.push(',');
-            }
-            text.push_str(&run.encoded.json);
+        for run in runs {
+            counts.push(run.encoded.chunks.len() as u32);
+            texts.extend(run.encoded.chunks.into_iter().map(JsonText));
             ids.push(run.id);
             if let Some(payloads) = payloads.as_mut() {
                 payloads.push(run.encoded.payloads.map(Buffer::from));
             }
         }
-        text.push(']');
-        FnArgs::from((JsonText(text), ids, payloads))
+        FnArgs::from((texts, counts, ids, payloads))
     }
 
     fn settle(&self, id: u32, outcome: DriveResult) {
@@ -202,7 +203,12 @@ impl Mailbox {
     }
 }
 
-type ReceiveArgs = FnArgs<(JsonText, Vec<u32>, Option<Vec<Option<Buffer>>>)>;
+type ReceiveArgs = FnArgs<(
+    Vec<JsonText>,
+    Vec<u32>,
+    Vec<u32>,
+    Option<Vec<Option<Buffer>>>,
+)>;
 type MakeReceiverArgs<'env> = FnArgs<(
     Unknown<'env>,
     bool,
@@ -295,19 +301,35 @@ impl MessageHandler for JsHandler {
     }
 }
 
-/// The encoded runs, handed to V8 as Latin-1 when they are ASCII (the common
+/// An encoded chunk, handed to V8 as Latin-1 when it is ASCII (the common
 /// case): the same characters, without UTF-8 decoding.
-struct JsonText(String);
+struct JsonText(Vec<u8>);
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        let env = Env::from_raw(env);
-        let text = if value.0.is_ascii() {
-            env.create_string_latin1(value.0.as_bytes())?
-        } else {
-            env.create_string(&value.0)?
-        };
-        Ok(text.raw())
+        let bytes = value.0;
+        let mut text = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread; `bytes` outlives the call, which
+        // copies them (invalid UTF-8, impossible for validated values, would
+        // be replaced, not read out of bounds).
+        napi::check_status!(unsafe {
+            if bytes.is_ascii() {
+                sys::napi_create_string_latin1(
+                    env,
+                    bytes.as_ptr().cast(),
+                    bytes.len() as isize,
+                    &mut text,
+                )
+            } else {
+                sys::napi_create_string_utf8(
+                    env,
+                    bytes.as_ptr().cast(),
+                    bytes.len() as isize,
+                    &mut text,
+                )
+            }
+        })?;
+        Ok(text)
     }
 }
 

@@ -24,11 +24,14 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::Offset;
 use rdkafka::types::RDKafkaErrorCode;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+// Looked up per message: foldhash is several times cheaper than SipHash and
+// still seeded per process, so message keys cannot be chosen to collide.
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -323,7 +326,7 @@ type PartitionKey = (String, i32);
 /// contiguous low-watermark of finished ones.
 #[derive(Default)]
 struct OffsetTracker {
-    partitions: HashMap<PartitionKey, PartitionOffsets>,
+    partitions: FastMap<PartitionKey, PartitionOffsets>,
     next_generation: u64,
 }
 
@@ -431,6 +434,37 @@ struct Shared {
     /// One librdkafka queue per assigned partition, so messages are taken
     /// only when there is room while rebalance events keep flowing.
     queues: Mutex<Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>>,
+    wakeup: Arc<Wakeup>,
+}
+
+/// Ends the poll thread's idle wait early: a partition queue received
+/// messages, handled work made room, or pause, resume or close was asked.
+/// Without it, new messages and freed room waited out the idle period.
+#[derive(Default)]
+struct Wakeup {
+    pending: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Wakeup {
+    fn wake(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending = true;
+            self.signal.notify_one();
+        }
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let Ok(pending) = self.pending.lock() else {
+            return;
+        };
+        if let Ok((mut pending, _)) = self
+            .signal
+            .wait_timeout_while(pending, timeout, |pending| !*pending)
+        {
+            *pending = false;
+        }
+    }
 }
 
 impl Shared {
@@ -467,6 +501,9 @@ impl Shared {
         }
         if released > 0 {
             self.in_flight.fetch_sub(released, Ordering::AcqRel);
+            if self.backpressured.load(Ordering::Acquire) {
+                self.wakeup.wake();
+            }
         }
         if stores.is_empty() {
             return;
@@ -576,7 +613,11 @@ impl ConsumerContext for ConsumerHooks {
                             continue;
                         }
                         match shared_consumer.split_partition_queue(&key.0, key.1) {
-                            Some(queue) => queues.push((key.clone(), queue)),
+                            Some(mut queue) => {
+                                let wakeup = shared.wakeup.clone();
+                                queue.set_nonempty_callback(move || wakeup.wake());
+                                queues.push((key.clone(), queue));
+                            }
                             None => tracing::warn!(
                                 "no queue for {}[{}]; its messages come through the main queue",
                                 key.0,
@@ -745,6 +786,7 @@ impl ConsumerHandle {
             tracker: Mutex::new(OffsetTracker::default()),
             user_paused: AtomicBool::new(false),
             backpressured: AtomicBool::new(false),
+            wakeup: Arc::default(),
             closing: AtomicBool::new(false),
             joined,
             consumer: Mutex::new(None),
@@ -838,10 +880,12 @@ impl ConsumerHandle {
     /// Stops handing out messages; in-flight ones finish. Fetching pauses.
     pub fn pause(&self) {
         self.shared.user_paused.store(true, Ordering::Release);
+        self.shared.wakeup.wake();
     }
 
     pub fn resume(&self) {
         self.shared.user_paused.store(false, Ordering::Release);
+        self.shared.wakeup.wake();
     }
 
     pub fn assignment(&self) -> Vec<(String, i32)> {
@@ -942,6 +986,7 @@ impl ConsumerHandle {
     /// timeout), commits, and leaves the group. Idempotent.
     pub async fn close(&self) -> Result<()> {
         self.shared.closing.store(true, Ordering::Release);
+        self.shared.wakeup.wake();
         if let Some(stop) = self.stop.lock().ok().and_then(|mut guard| guard.take()) {
             let _ = stop.send(());
         }
@@ -956,6 +1001,7 @@ impl ConsumerHandle {
 impl Drop for ConsumerHandle {
     fn drop(&mut self) {
         self.shared.closing.store(true, Ordering::Release);
+        self.shared.wakeup.wake();
         if let Some(stop) = self.stop.get_mut().ok().and_then(Option::take) {
             let _ = stop.send(());
         }
@@ -1096,10 +1142,14 @@ fn poll_loop(
         if !idle && to_dispatcher.send(taken).is_err() {
             break;
         }
-        // Serve rebalances, errors and logs; wait a little when idle.
-        let wait = if idle { IDLE_WAIT } else { Duration::ZERO };
-        match consumer.poll(wait) {
-            None => {}
+        // Serve rebalances, errors and logs; when idle, wait for messages,
+        // room, or (at most IDLE_WAIT) the next events.
+        match consumer.poll(Duration::ZERO) {
+            None => {
+                if idle {
+                    shared.wakeup.wait(IDLE_WAIT);
+                }
+            }
             Some(Err(error)) => report_consumer_error(&error),
             // A partition not split (yet): handle its message all the same.
             Some(Ok(message)) => {
@@ -1213,8 +1263,8 @@ type LaneKey = (String, i32, Option<Vec<u8>>);
 
 #[derive(Default)]
 struct Lanes {
-    queues: HashMap<LaneKey, VecDeque<Work>>,
-    active: HashSet<LaneKey>,
+    queues: FastMap<LaneKey, VecDeque<Work>>,
+    active: FastSet<LaneKey>,
     waiting: VecDeque<LaneKey>,
 }
 

@@ -1,82 +1,95 @@
-//! The compact form in which deliveries cross into JavaScript: one JSON array
-//! for a run of messages, so V8 builds every message object in a single
-//! `JSON.parse`, and one buffer holding the raw payloads, which the messages'
-//! values become views into (no copy per message).
+//! The compact form in which deliveries cross into JavaScript: JSON arrays
+//! of messages, so V8 builds every message object with `JSON.parse`, and one
+//! buffer holding the raw payloads, which the messages' values become views
+//! into (no copy per message).
+//!
+//! A run is split into chunks of about [`CHUNK_BYTES`]: V8 keeps strings
+//! below 128 KiB in its young generation, while a larger one gets pages of
+//! its own, mapped (and page-faulted) afresh for every hand-over.
 
 use crate::core::consumer::{Delivery, ValueForm};
-use std::fmt::Write;
+use std::io::Write;
+
+/// A chunk is closed once it holds this much; one message may exceed it.
+pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// A run of deliveries, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedDeliveries {
-    /// `[{topic, partition, offset, key, value, headers, timestamp, attempt}, ...]`.
-    /// `value` is the validated JSON itself, `null`, or, for raw payloads,
-    /// `[start, end]` into `payloads`.
-    pub json: String,
+    /// The messages in order, as JSON arrays (UTF-8 text) whose concatenation
+    /// is the run: `[{topic, partition, offset, key, value, headers,
+    /// timestamp, attempt}, ...]`. `value` is the validated JSON itself,
+    /// `null`, or, for raw payloads, `[start, end]` into `payloads`.
+    pub chunks: Vec<Vec<u8>>,
     /// Present when some value is raw.
     pub payloads: Option<Vec<u8>>,
 }
 
 impl EncodedDeliveries {
-    /// The messages as the JSON array the driver parses, and the raw payloads the
-    /// `[start, end]` values of raw messages point into. Built off the JavaScript
-    /// thread, so the event loop only runs `JSON.parse`.
+    /// The messages as the JSON arrays the driver parses, and the raw payloads
+    /// the `[start, end]` values of raw messages point into. Built off the
+    /// JavaScript thread, so the event loop only runs `JSON.parse`.
     pub fn encode(deliveries: &[Delivery]) -> Self {
-        let mut json = String::with_capacity(
-            deliveries
-                .iter()
-                .map(|delivery| delivery.message.payload.as_ref().map_or(0, Vec::len) + 160)
-                .sum(),
-        );
+        let mut chunks = Vec::new();
+        let mut chunk: Vec<u8> = Vec::new();
         let mut payloads: Option<Vec<u8>> = None;
-        json.push('[');
-        for (index, delivery) in deliveries.iter().enumerate() {
+        for delivery in deliveries {
             let message = &delivery.message;
-            if index > 0 {
-                json.push(',');
+            if chunk.is_empty() {
+                chunk.reserve(CHUNK_BYTES + message.payload.as_ref().map_or(0, Vec::len) + 256);
+                chunk.push(b'[');
+            } else {
+                chunk.push(b',');
             }
-            json.push_str("{\"topic\":");
-            push_json_string(&mut json, &message.topic);
+            chunk.extend_from_slice(b"{\"topic\":");
+            push_json_string(&mut chunk, &message.topic);
             let _ = write!(
-                json,
+                chunk,
                 ",\"partition\":{},\"offset\":{},\"key\":",
                 message.partition, message.offset
             );
-            push_optional_text(&mut json, message.key.as_deref());
-            json.push_str(",\"value\":");
+            push_optional_text(&mut chunk, message.key.as_deref());
+            chunk.extend_from_slice(b",\"value\":");
             match (delivery.form, &message.payload) {
-                (ValueForm::Json, Some(payload)) => match std::str::from_utf8(payload) {
-                    Ok(text) => json.push_str(text),
-                    // Unreachable for validated values; lossy keeps the JSON well-formed.
-                    Err(_) => json.push_str(&String::from_utf8_lossy(payload)),
-                },
+                // Validated JSON (hence UTF-8) when it was decoded as such.
+                (ValueForm::Json, Some(payload)) => chunk.extend_from_slice(payload),
                 (ValueForm::Raw, Some(payload)) => {
                     let buffer = payloads.get_or_insert_with(Vec::new);
                     let start = buffer.len();
                     buffer.extend_from_slice(payload);
-                    let _ = write!(json, "[{start},{}]", buffer.len());
+                    let _ = write!(chunk, "[{start},{}]", buffer.len());
                 }
-                _ => json.push_str("null"),
+                _ => chunk.extend_from_slice(b"null"),
             }
-            json.push_str(",\"headers\":{");
+            chunk.extend_from_slice(b",\"headers\":{");
             for (position, (name, value)) in message.headers.iter().enumerate() {
                 if position > 0 {
-                    json.push(',');
+                    chunk.push(b',');
                 }
-                push_json_string(&mut json, name);
-                json.push(':');
-                push_optional_text(&mut json, value.as_deref());
+                push_json_string(&mut chunk, name);
+                chunk.push(b':');
+                push_optional_text(&mut chunk, value.as_deref());
             }
-            json.push_str("},\"timestamp\":");
+            chunk.extend_from_slice(b"},\"timestamp\":");
             match message.timestamp {
                 Some(timestamp) => {
-                    let _ = write!(json, "{timestamp}");
+                    let _ = write!(chunk, "{timestamp}");
                 }
-                None => json.push_str("null"),
+                None => chunk.extend_from_slice(b"null"),
             }
-            let _ = write!(json, ",\"attempt\":{}}}", delivery.attempt);
+            let _ = write!(chunk, ",\"attempt\":{}}}", delivery.attempt);
+            if chunk.len() >= CHUNK_BYTES {
+                chunk.push(b']');
+                chunks.push(std::mem::take(&mut chunk));
+            }
         }
-        json.push(']');
+        if !chunk.is_empty() || chunks.is_empty() {
+            if chunk.is_empty() {
+                chunk.push(b'[');
+            }
+            chunk.push(b']');
+            chunks.push(chunk);
+        }
         // Raw messages always need the buffer, even when every payload is empty.
         if payloads.is_none()
             && deliveries.iter().any(|delivery| {
@@ -85,22 +98,29 @@ impl EncodedDeliveries {
         {
             payloads = Some(Vec::new());
         }
-        EncodedDeliveries { json, payloads }
+        EncodedDeliveries { chunks, payloads }
     }
 }
 
-fn push_json_string(json: &mut String, text: &str) {
-    match serde_json::to_string(text) {
-        Ok(quoted) => json.push_str(&quoted),
-        Err(_) => json.push_str("null"),
+/// `text` as a JSON string; most topics, keys and header names need no escapes.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    let plain = text
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"null");
     }
 }
 
 /// Keys and header values are shown as text (invalid UTF-8 replaced).
-fn push_optional_text(json: &mut String, bytes: Option<&[u8]>) {
+fn push_optional_text(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
-        Some(bytes) => push_json_string(json, &String::from_utf8_lossy(bytes)),
-        None => json.push_str("null"),
+        Some(bytes) => push_json_string(out, &String::from_utf8_lossy(bytes)),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -110,6 +130,18 @@ mod tests {
     use crate::core::consumer::ReceivedMessage;
     use serde_json::{json, Value};
     use std::sync::Arc;
+
+    /// The run the chunks encode, as one JSON array.
+    fn parsed(encoded: &EncodedDeliveries) -> Value {
+        let mut messages = Vec::new();
+        for chunk in &encoded.chunks {
+            let Value::Array(part) = serde_json::from_slice(chunk).unwrap() else {
+                panic!("a chunk is not an array");
+            };
+            messages.extend(part);
+        }
+        Value::Array(messages)
+    }
 
     fn delivery(form: ValueForm, payload: Option<&[u8]>, key: Option<&[u8]>) -> Delivery {
         Delivery {
@@ -143,7 +175,7 @@ mod tests {
         ];
         let encoded = EncodedDeliveries::encode(&deliveries);
         assert_eq!(encoded.payloads, None);
-        let parsed: Value = serde_json::from_str(&encoded.json).unwrap();
+        let parsed: Value = parsed(&encoded);
         assert_eq!(
             parsed,
             json!([
@@ -171,8 +203,8 @@ mod tests {
             delivery(ValueForm::Raw, Some(&[0, 159, 146, 150]), None),
         ];
         let encoded = EncodedDeliveries::encode(&deliveries);
-        let payloads = encoded.payloads.unwrap();
-        let parsed: Value = serde_json::from_str(&encoded.json).unwrap();
+        let payloads = encoded.payloads.clone().unwrap();
+        let parsed: Value = parsed(&encoded);
         let values: Vec<Value> = parsed
             .as_array()
             .unwrap()
@@ -187,6 +219,34 @@ mod tests {
         assert_eq!(&payloads[5..9], &[0, 159, 146, 150]);
     }
 
+    #[test]
+    fn long_runs_are_split_into_bounded_chunks_that_concatenate_to_the_run() {
+        let value = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1000));
+        let big = format!(r#"{{"pad":"{}"}}"#, "y".repeat(3 * CHUNK_BYTES));
+        let mut deliveries: Vec<Delivery> = (0..300)
+            .map(|_| delivery(ValueForm::Json, Some(value.as_bytes()), None))
+            .collect();
+        deliveries.insert(150, delivery(ValueForm::Json, Some(big.as_bytes()), None));
+        let encoded = EncodedDeliveries::encode(&deliveries);
+        assert!(encoded.chunks.len() >= 5, "{} chunks", encoded.chunks.len());
+        for chunk in &encoded.chunks {
+            let longest_message = big.len() + 400;
+            assert!(chunk.len() < CHUNK_BYTES + longest_message);
+        }
+        let messages = parsed(&encoded);
+        let messages = messages.as_array().unwrap();
+        assert_eq!(messages.len(), 301);
+        assert_eq!(
+            messages[150]["value"]["pad"].as_str().unwrap().len(),
+            3 * CHUNK_BYTES
+        );
+        assert_eq!(messages[300]["value"]["pad"].as_str().unwrap().len(), 1000);
+        assert_eq!(
+            parsed(&EncodedDeliveries::encode(&[])),
+            Value::Array(Vec::new())
+        );
+    }
+
     proptest::proptest! {
         /// Whatever the key, headers and topic hold, the text stays one valid JSON array.
         #[test]
@@ -199,7 +259,7 @@ mod tests {
             message.headers = vec![(name.clone(), Some(value.clone()))];
             let deliveries = [Delivery { message: Arc::new(message), form: ValueForm::Raw, attempt: 1 }];
             let encoded = EncodedDeliveries::encode(&deliveries);
-            let parsed: Value = serde_json::from_str(&encoded.json).unwrap();
+            let parsed: Value = parsed(&encoded);
             proptest::prop_assert_eq!(parsed[0]["key"].as_str().unwrap(), String::from_utf8_lossy(&key));
             proptest::prop_assert!(parsed[0]["headers"].get(&name).is_some());
         }
