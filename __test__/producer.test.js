@@ -221,6 +221,34 @@ describe('bad arguments are rejected with ERR_INVALID_ARG', () => {
     expect(error.message.length).toBeGreaterThan(5);
   });
 
+  test('errors name the exact argument path', async () => {
+    const paths = [
+      [
+        () => producer.send({ topic: 't', messages: [{ value: 'x' }, { key: 5, value: 'x' }] }),
+        'record.messages[1].key ',
+      ],
+      [
+        () => producer.send({ topic: 't', messages: [{ value: 'x', headers: { h: {} } }] }),
+        "record.messages[0].headers['h'] ",
+      ],
+      [() => producer.send({ topic: 't', messages: [{ key: 'a' }] }), 'record.messages[0].value is required'],
+      [() => producer.sendMessage('t', 'x', { timestamp: 'y' }), 'options.timestamp '],
+      [
+        () =>
+          producer.sendBatch({
+            topicMessages: [
+              { topic: 't', messages: [{ value: 'x' }] },
+              { topic: 'u', messages: [{ value: 'x' }, { value: 'x' }, { value: 'x', partition: 1.5 }] },
+            ],
+          }),
+        'batch.topicMessages[1].messages[2].partition ',
+      ],
+    ];
+    for (const [call, path] of paths) {
+      await expect(call()).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringContaining(path) });
+    }
+  });
+
   test('failed validation sends nothing', async () => {
     const topic = await freshTopic(1);
     await expect(

@@ -56,11 +56,45 @@ impl DeliverySink for Courier {
     }
 }
 
+/// The topic of each message of a send call: nearly always one for all.
+pub enum Topics {
+    Same { topic: String, count: usize },
+    Each(Vec<String>),
+}
+
+impl Topics {
+    pub fn of<'a>(mut topics: impl ExactSizeIterator<Item = &'a str> + Clone) -> Self {
+        let count = topics.len();
+        let first = topics.clone().next().unwrap_or_default();
+        if topics.clone().all(|topic| topic == first) {
+            Topics::Same {
+                topic: first.to_string(),
+                count,
+            }
+        } else {
+            Topics::Each(topics.by_ref().map(str::to_string).collect())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Topics::Same { count, .. } => *count,
+            Topics::Each(topics) => topics.len(),
+        }
+    }
+
+    fn get(&self, index: usize) -> &str {
+        match self {
+            Topics::Same { topic, .. } => topic,
+            Topics::Each(topics) => topics.get(index).map_or("", String::as_str),
+        }
+    }
+}
+
 /// One send call's promise and what it still waits for.
 struct Waiting {
     deferred: sys::napi_deferred,
-    /// The topic of each message of the call.
-    topics: Vec<String>,
+    topics: Topics,
     reports: Vec<Option<Delivered>>,
     remaining: usize,
     /// `send`/`sendBatch` resolve with an array, the single-message helpers with one report.
@@ -121,7 +155,7 @@ impl Ledger {
         &self,
         env: &Env,
         tag: u64,
-        topics: Vec<String>,
+        topics: Topics,
         single: bool,
     ) -> napi::Result<sys::napi_value> {
         let mut deferred = std::ptr::null_mut();
@@ -247,7 +281,7 @@ impl MetadataBuilder {
         Ok(value)
     }
 
-    fn build(&mut self, topic: String, delivered: Delivered) -> napi::Result<sys::napi_value> {
+    fn build(&mut self, topic: &str, delivered: Delivered) -> napi::Result<sys::napi_value> {
         let keys = match self.keys {
             Some(keys) => keys,
             None => {
@@ -264,8 +298,8 @@ impl MetadataBuilder {
         let topic_value = match &self.topic {
             Some((name, value)) if *name == topic => *value,
             _ => {
-                let value = self.string(&topic)?;
-                self.topic = Some((topic, value));
+                let value = self.string(topic)?;
+                self.topic = Some((topic.to_string(), value));
                 value
             }
         };
@@ -302,16 +336,18 @@ fn resolve(env: &Env, builder: &mut MetadataBuilder, entry: Waiting) {
     };
     let build = |builder: &mut MetadataBuilder| -> napi::Result<sys::napi_value> {
         if entry.single {
-            let topic = entry.topics.into_iter().next().unwrap_or_default();
-            return builder.build(topic, arrived(entry.reports.first().copied().flatten())?);
+            return builder.build(
+                entry.topics.get(0),
+                arrived(entry.reports.first().copied().flatten())?,
+            );
         }
         let mut array = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread.
         napi::check_status!(unsafe {
             sys::napi_create_array_with_length(env.raw(), entry.topics.len(), &mut array)
         })?;
-        for (index, (topic, delivered)) in entry.topics.into_iter().zip(entry.reports).enumerate() {
-            let report = builder.build(topic, arrived(delivered)?)?;
+        for (index, delivered) in entry.reports.into_iter().enumerate() {
+            let report = builder.build(entry.topics.get(index), arrived(delivered)?)?;
             // SAFETY: as above.
             napi::check_status!(unsafe {
                 sys::napi_set_element(env.raw(), array, index as u32, report)

@@ -119,6 +119,14 @@ pub fn string(value: &Unknown<'_>, what: &str) -> CoreResult<String> {
 /// and 3 bytes per UTF-16 unit always suffice, so there is no measuring pass
 /// (`String::from_napi_value` walks the string twice).
 fn string_unchecked(value: &Unknown<'_>) -> napi::Result<String> {
+    let bytes = utf8_unchecked(value)?;
+    // V8 writes well-formed UTF-8 (lone surrogates become U+FFFD); checked
+    // anyway for the short strings (names, ids) that need a `String`.
+    String::from_utf8(bytes).map_err(|error| napi::Error::from_reason(error.to_string()))
+}
+
+/// A string's UTF-8 bytes, for payloads and keys, which stay bytes.
+fn utf8_unchecked(value: &Unknown<'_>) -> napi::Result<Vec<u8>> {
     let env = value.value().env;
     let mut units = 0usize;
     // SAFETY: `value` is a string of this environment (checked by the caller);
@@ -149,8 +157,7 @@ fn string_unchecked(value: &Unknown<'_>) -> napi::Result<String> {
     })?;
     // SAFETY: V8 initialised the first `written` bytes.
     unsafe { bytes.set_len(written) };
-    // V8 writes well-formed UTF-8 (lone surrogates become U+FFFD).
-    String::from_utf8(bytes).map_err(|error| napi::Error::from_reason(error.to_string()))
+    Ok(bytes)
 }
 
 /// An identifier: a non-empty string, or a finite integer rendered in decimal.
@@ -274,7 +281,9 @@ pub fn array<'env>(value: &Unknown<'env>, what: &str) -> CoreResult<Vec<Unknown<
 /// Bytes of a string (UTF-8) or a Buffer.
 pub fn bytes(value: &Unknown<'_>, what: &str) -> CoreResult<Vec<u8>> {
     match value.get_type() {
-        Ok(ValueType::String) => string(value, what).map(String::into_bytes),
+        Ok(ValueType::String) => {
+            utf8_unchecked(value).map_err(|error| invalid(format!("{what}: {}", error.reason)))
+        }
         Ok(ValueType::Object) if value.is_buffer().unwrap_or(false) => {
             // SAFETY: the value was just checked to be a Buffer of this environment.
             let buffer = unsafe { Buffer::from_napi_value(value.value().env, value.raw()) }
@@ -365,4 +374,93 @@ pub fn reject_unknown_keys(object: &Object<'_>, what: &str, known: &[&str]) -> C
         }
     }
     Ok(())
+}
+
+/// Property names read on every call of a hot path, created once as
+/// JavaScript literals: V8 interns literals, so a lookup neither creates nor
+/// hashes a string. (A `&str` lookup allocates a C string, creates a V8
+/// string and interns it, per property, per message.) Node-API before
+/// version 10 references only objects, so the array of literals is kept.
+pub struct InternedKeys {
+    env: napi::sys::napi_env,
+    literals: napi::sys::napi_ref,
+    count: usize,
+}
+
+impl InternedKeys {
+    /// `names` must be plain identifiers.
+    pub fn new(env: &Env, names: &[&str]) -> napi::Result<Self> {
+        let source = format!(
+            "[{}]",
+            names
+                .iter()
+                .map(|name| format!("'{name}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let literals: Object<'_> = env.run_script(source)?;
+        let mut reference = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread, with an object of this environment.
+        napi::check_status!(unsafe {
+            napi::sys::napi_create_reference(env.raw(), literals.raw(), 1, &mut reference)
+        })?;
+        Ok(InternedKeys {
+            env: env.raw(),
+            literals: reference,
+            count: names.len(),
+        })
+    }
+
+    /// The keys as values of the current call (valid until it returns).
+    pub fn in_scope(&self) -> napi::Result<KeysInScope> {
+        let mut literals = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread of the environment the reference
+        // was made in (a class instance never leaves it).
+        napi::check_status!(unsafe {
+            napi::sys::napi_get_reference_value(self.env, self.literals, &mut literals)
+        })?;
+        let mut keys = Vec::with_capacity(self.count);
+        for index in 0..self.count {
+            let mut key = std::ptr::null_mut();
+            // SAFETY: as above; `literals` is the array made in `new`.
+            napi::check_status!(unsafe {
+                napi::sys::napi_get_element(self.env, literals, index as u32, &mut key)
+            })?;
+            keys.push(key);
+        }
+        Ok(KeysInScope { keys })
+    }
+}
+
+impl Drop for InternedKeys {
+    fn drop(&mut self) {
+        // SAFETY: dropped with its owner, a class instance, whose finalizer
+        // runs on the JavaScript thread.
+        unsafe {
+            napi::sys::napi_delete_reference(self.env, self.literals);
+        }
+    }
+}
+
+/// [`InternedKeys`] within one call.
+pub struct KeysInScope {
+    keys: Vec<napi::sys::napi_value>,
+}
+
+impl KeysInScope {
+    /// `object[names[index]]`.
+    pub fn get<'env>(&self, object: &Object<'env>, index: usize) -> napi::Result<Unknown<'env>> {
+        let env = object.value().env;
+        let mut value = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread, within the call the keys belong to.
+        unsafe {
+            napi::check_status!(napi::sys::napi_get_property(
+                env,
+                object.raw(),
+                self.keys[index],
+                &mut value
+            ))?;
+            Unknown::from_napi_value(env, value)
+        }
+    }
 }

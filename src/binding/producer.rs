@@ -1,7 +1,7 @@
 //! `KafkaProducer` for JavaScript: reads arguments, calls the core producer.
 
-use crate::binding::deliveries::Ledger;
-use crate::binding::js::{self, promise, rejected, CoreResult};
+use crate::binding::deliveries::{Ledger, Topics};
+use crate::binding::js::{self, promise, rejected, CoreResult, InternedKeys, KeysInScope};
 use crate::binding::logger::JsLogSink;
 use crate::core::config::ClientOptions;
 use crate::core::logging::LogLevel;
@@ -182,6 +182,8 @@ const DEFAULT_ADMIN_TIMEOUT_MS: u32 = 30_000;
 pub struct KafkaProducer {
     inner: Arc<Producer>,
     ledger: Rc<Ledger>,
+    /// [`MESSAGE_KEYS`], read for every message sent.
+    message_keys: InternedKeys,
 }
 
 #[napi]
@@ -200,9 +202,11 @@ impl KafkaProducer {
             let (ledger, courier) = Ledger::new(env)
                 .map_err(|error| crate::core::error::CoreError::Internal(error.reason.clone()))?;
             options.deliveries = Some(courier);
+            let message_keys = InternedKeys::new(env, MESSAGE_KEYS).map_err(internal)?;
             Ok(KafkaProducer {
                 inner: Producer::new(options, sink)?,
                 ledger,
+                message_keys,
             })
         };
         build().map_err(|error| js::js_error(env, error))
@@ -243,7 +247,14 @@ impl KafkaProducer {
         env: &'env Env,
         record: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        self.send_tracked(env, read_record(env, &record, "record"), false)
+        self.send_tracked(
+            env,
+            self.message_keys
+                .in_scope()
+                .map_err(internal)
+                .and_then(|keys| read_record(env, &keys, &record, "record")),
+            false,
+        )
     }
 
     /// Sends to several topics in one call, like kafkajs' `sendBatch`.
@@ -257,7 +268,12 @@ impl KafkaProducer {
         env: &'env Env,
         batch: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        self.send_tracked(env, read_batch(env, &batch), false)
+        let messages = self
+            .message_keys
+            .in_scope()
+            .map_err(internal)
+            .and_then(|keys| read_batch(env, &keys, &batch));
+        self.send_tracked(env, messages, false)
     }
 
     /// Sends a `MovieEvent` to `movie-events`, keyed by `movieId`, with the
@@ -336,7 +352,10 @@ impl KafkaProducer {
             let mut message = match js::as_option(options) {
                 Some(options) => {
                     let options = js::object(&options, "options")?;
-                    let (message, present) = read_message_fields(&options, "options")?;
+                    let mut path = FieldPath::default();
+                    path.reset(format_args!("options"));
+                    let keys = self.message_keys.in_scope().map_err(internal)?;
+                    let (message, present) = read_message_fields(&keys, &options, &mut path)?;
                     js::reject_unknown_keys_beyond(
                         &options,
                         "options",
@@ -495,10 +514,7 @@ impl KafkaProducer {
             Ok(messages) => messages,
             Err(error) => return rejected(env, error),
         };
-        let topics = messages
-            .iter()
-            .map(|message| message.topic.clone())
-            .collect();
+        let topics = Topics::of(messages.iter().map(|message| message.topic.as_str()));
         let tag = self.ledger.next_tag();
         match within_runtime_if_available(|| self.inner.start_send_tracked(messages, tag)) {
             Ok(()) => {
@@ -650,7 +666,11 @@ fn read_timeout_option(options: Option<Unknown<'_>>, default_ms: u32) -> CoreRes
     ))
 }
 
-fn read_batch(env: &Env, batch: &Unknown<'_>) -> CoreResult<Vec<OutgoingMessage>> {
+fn read_batch(
+    env: &Env,
+    keys: &KeysInScope,
+    batch: &Unknown<'_>,
+) -> CoreResult<Vec<OutgoingMessage>> {
     let batch = js::object(batch, "batch")?;
     js::reject_unknown_keys(&batch, "batch", &["topicMessages"])?;
     let records = js::property(&batch, "topicMessages", "batch")?
@@ -662,6 +682,7 @@ fn read_batch(env: &Env, batch: &Unknown<'_>) -> CoreResult<Vec<OutgoingMessage>
     {
         messages.extend(read_record(
             env,
+            keys,
             record,
             &format!("batch.topicMessages[{index}]"),
         )?);
@@ -669,51 +690,130 @@ fn read_batch(env: &Env, batch: &Unknown<'_>) -> CoreResult<Vec<OutgoingMessage>
     Ok(messages)
 }
 
-fn read_record(env: &Env, record: &Unknown<'_>, what: &str) -> CoreResult<Vec<OutgoingMessage>> {
+fn read_record(
+    env: &Env,
+    keys: &KeysInScope,
+    record: &Unknown<'_>,
+    what: &str,
+) -> CoreResult<Vec<OutgoingMessage>> {
     let record = js::object(record, what)?;
     js::reject_unknown_keys(&record, what, &["topic", "messages"])?;
     let topic = js::optional(&record, "topic", what, js::string)?
         .ok_or_else(|| js::invalid(format!("{what}.topic is required")))?;
     let messages = js::property(&record, "messages", what)?
         .ok_or_else(|| js::invalid(format!("{what}.messages is required")))?;
-    js::array(&messages, &format!("{what}.messages"))?
-        .iter()
-        .enumerate()
-        .map(|(index, message)| {
-            let what = format!("{what}.messages[{index}]");
-            let message = js::object(message, &what)?;
-            let (mut outgoing, present) = read_message_fields(&message, &what)?;
-            outgoing.topic = topic.clone();
-            // `value` must be present: `null` is a deliberate tombstone, a
-            // missing value is almost always a bug.
-            let value: Unknown<'_> = message
-                .get_named_property("value")
-                .map_err(|error| js::invalid(format!("{what}.value: {}", error.reason)))?;
-            if matches!(value.get_type(), Ok(napi::ValueType::Undefined)) {
-                return Err(js::invalid(format!(
-                    "{what}.value is required (use null for a tombstone)"
-                )));
-            }
-            js::reject_unknown_keys_beyond(&message, &what, MESSAGE_KEYS, present + 1)?;
-            outgoing.value = read_value(env, &value, &format!("{what}.value"))?;
-            Ok(outgoing)
-        })
-        .collect()
+    let messages = js::array(&messages, &format!("{what}.messages"))?;
+    // One buffer for every message's path (`record.messages[7]`), rewritten
+    // in place: formatting a path per message and property cost allocations.
+    let mut path = FieldPath::default();
+    let mut outgoing_messages = Vec::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        path.reset(format_args!("{what}.messages[{index}]"));
+        let message = js::object(message, path.as_str())?;
+        let (mut outgoing, present) = read_message_fields(keys, &message, &mut path)?;
+        outgoing.topic = topic.clone();
+        // `value` must be present: `null` is a deliberate tombstone, a
+        // missing value is almost always a bug.
+        let value = keys
+            .get(&message, MessageKey::Value as usize)
+            .map_err(|error| js::invalid(format!("{}.value: {}", path.as_str(), error.reason)))?;
+        if matches!(value.get_type(), Ok(napi::ValueType::Undefined)) {
+            return Err(js::invalid(format!(
+                "{}.value is required (use null for a tombstone)",
+                path.as_str()
+            )));
+        }
+        js::reject_unknown_keys_beyond(&message, path.as_str(), MESSAGE_KEYS, present + 1)?;
+        outgoing.value = path.within("value", |what| read_value(env, &value, what))?;
+        outgoing_messages.push(outgoing);
+    }
+    Ok(outgoing_messages)
 }
 
-/// The properties of a message (`send`); `sendMessage`'s options are all but `value`.
+/// The properties of a message (`send`); `sendMessage`'s options are all but
+/// `value`. In the order of [`MessageKey`], which indexes their interned keys.
 const MESSAGE_KEYS: &[&str] = &["value", "key", "headers", "partition", "timestamp"];
+
+#[derive(Clone, Copy)]
+enum MessageKey {
+    Value,
+    Key,
+    Headers,
+    Partition,
+    Timestamp,
+}
+
+fn internal(error: napi::Error) -> crate::core::error::CoreError {
+    crate::core::error::CoreError::Internal(error.reason)
+}
+
+/// Where in the arguments a value was read, for error messages.
+#[derive(Default)]
+struct FieldPath {
+    text: String,
+}
+
+impl FieldPath {
+    fn reset(&mut self, base: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        self.text.clear();
+        let _ = self.text.write_fmt(base);
+    }
+
+    fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Runs `read` with the path of the property `name`.
+    fn within<T>(&mut self, name: &str, read: impl FnOnce(&str) -> T) -> T {
+        let base = self.text.len();
+        self.text.push('.');
+        self.text.push_str(name);
+        let result = read(&self.text);
+        self.text.truncate(base);
+        result
+    }
+}
 
 /// Key, headers, partition and timestamp of a message (everything but the
 /// value), and how many of them were given.
-fn read_message_fields(object: &Object<'_>, what: &str) -> CoreResult<(OutgoingMessage, usize)> {
-    let key = js::optional(object, "key", what, js::bytes)?;
-    let partition = js::optional(object, "partition", what, |value, what| {
-        js::integer(value, what, 0, i64::from(i32::MAX))
-    })?
-    .map(|partition| partition as i32);
-    let timestamp = js::optional(object, "timestamp", what, read_timestamp)?;
-    let headers = js::optional(object, "headers", what, read_headers)?;
+fn read_message_fields(
+    keys: &KeysInScope,
+    object: &Object<'_>,
+    path: &mut FieldPath,
+) -> CoreResult<(OutgoingMessage, usize)> {
+    let field = |key: MessageKey| -> CoreResult<Option<Unknown<'_>>> {
+        let value = keys.get(object, key as usize).map_err(|error| {
+            js::invalid(format!(
+                "{}.{} could not be read: {}",
+                path.as_str(),
+                MESSAGE_KEYS[key as usize],
+                error.reason
+            ))
+        })?;
+        Ok(js::as_option(Some(value)))
+    };
+    let key = field(MessageKey::Key)?;
+    let partition = field(MessageKey::Partition)?;
+    let timestamp = field(MessageKey::Timestamp)?;
+    let headers = field(MessageKey::Headers)?;
+    let key = key
+        .map(|value| path.within("key", |what| js::bytes(&value, what)))
+        .transpose()?;
+    let partition = partition
+        .map(|value| {
+            path.within("partition", |what| {
+                js::integer(&value, what, 0, i64::from(i32::MAX))
+            })
+        })
+        .transpose()?
+        .map(|partition| partition as i32);
+    let timestamp = timestamp
+        .map(|value| path.within("timestamp", |what| read_timestamp(&value, what)))
+        .transpose()?;
+    let headers = headers
+        .map(|value| path.within("headers", |what| read_headers(&value, what)))
+        .transpose()?;
     let present = usize::from(key.is_some())
         + usize::from(partition.is_some())
         + usize::from(timestamp.is_some())
