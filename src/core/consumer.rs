@@ -29,6 +29,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -485,8 +486,12 @@ impl Shared {
         let mut released = 0;
         let mut stores: Vec<(&str, i32, i64)> = Vec::new();
         if let Ok(mut tracker) = self.tracker.lock() {
+            // Runs are of one partition: its key is built once, not per message.
+            let mut key: PartitionKey = (String::new(), -1);
             for (message, generation) in finished {
-                let key = (message.topic.clone(), message.partition);
+                if key.1 != message.partition || key.0 != message.topic {
+                    key = (message.topic.clone(), message.partition);
+                }
                 let (count, store) = tracker.finished(&key, generation, message.offset);
                 released += count;
                 if let Some(offset) = store {
@@ -1259,7 +1264,10 @@ struct Dispatcher {
     dead_letters: Option<Arc<Producer>>,
 }
 
-type LaneKey = (String, i32, Option<Vec<u8>>);
+/// A lane per topic, partition and message key, known by their hash: a
+/// collision only makes two keys share a lane (in order, less in parallel),
+/// and saves building and hashing an owned key per message.
+type LaneKey = u64;
 
 #[derive(Default)]
 struct Lanes {
@@ -1290,6 +1298,7 @@ impl Dispatcher {
 
     async fn run_lanes(self: &Arc<Self>, incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>) {
         let lanes = Arc::new(Mutex::new(Lanes::default()));
+        let lane_hasher = foldhash::fast::RandomState::default();
         let (lane_done, mut lanes_done) = mpsc::unbounded_channel::<()>();
         // At least 1: `ConsumerOptions::validate` refuses 0.
         let concurrency = self.shared.options.concurrency;
@@ -1302,11 +1311,11 @@ impl Dispatcher {
                         if let Ok(mut lanes) = lanes.lock() {
                             for work in works {
                                 let key = if concurrency == 1 {
-                                    (String::new(), 0, None)
+                                    0
                                 } else {
-                                    (work.message.topic.clone(), work.message.partition, work.message.key.clone())
+                                    lane_hasher.hash_one((&work.message.topic, work.message.partition, &work.message.key))
                                 };
-                                let queue = lanes.queues.entry(key.clone()).or_default();
+                                let queue = lanes.queues.entry(key).or_default();
                                 queue.push_back(work);
                                 if queue.len() == 1 && !lanes.active.contains(&key) {
                                     lanes.waiting.push_back(key);
@@ -1322,7 +1331,7 @@ impl Dispatcher {
             while running < concurrency {
                 let next = lanes.lock().ok().and_then(|mut lanes| {
                     let key = lanes.waiting.pop_front()?;
-                    lanes.active.insert(key.clone());
+                    lanes.active.insert(key);
                     Some(key)
                 });
                 let Some(key) = next else { break };
@@ -1372,12 +1381,31 @@ impl Dispatcher {
         let mut pending = works.into_iter().peekable();
         while pending.peek().is_some() {
             let mut run = Vec::new();
-            while let Some(work) = pending.next_if(|work| work.verdict.is_ok()) {
-                if self.is_revoked(&work) {
-                    self.shared.finish(&work.message, work.generation);
-                } else {
-                    run.push(work);
+            let mut revoked = Vec::new();
+            {
+                // One lock for the run, one lookup per partition in it.
+                let tracker = self.shared.tracker.lock();
+                let mut key: PartitionKey = (String::new(), -1);
+                let mut current = None;
+                while let Some(work) = pending.next_if(|work| work.verdict.is_ok()) {
+                    let Ok(tracker) = tracker.as_ref() else {
+                        run.push(work);
+                        continue;
+                    };
+                    if key.1 != work.message.partition || key.0 != work.message.topic {
+                        key = (work.message.topic.clone(), work.message.partition);
+                        current = tracker.generation(&key);
+                    }
+                    if current == Some(work.generation) {
+                        run.push(work);
+                    } else {
+                        revoked.push(work);
+                    }
                 }
+            }
+            // The partition's new owner receives these again.
+            for work in revoked {
+                self.shared.finish(&work.message, work.generation);
             }
             self.handle_run(run).await;
             if let Some(invalid) = pending.next_if(|work| work.verdict.is_err()) {
@@ -1506,10 +1534,6 @@ impl Dispatcher {
                 .chain(valid.iter())
                 .map(|work| (&*work.message, work.generation)),
         );
-    }
-
-    fn is_revoked(&self, work: &Work) -> bool {
-        self.skip_if_revoked(std::slice::from_ref(work))
     }
 
     /// Messages of a partition revoked since they arrived are not handled:
