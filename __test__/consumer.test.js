@@ -554,7 +554,11 @@ test("schema 'raw' hands over the exact bytes (any bytes, tombstones as null), p
   // its own payload buffer that the values are views into.
   const payloadOf = (i) => (i % 7 === 3 ? null : Buffer.from([i >> 8, i & 0xff, 0xff, 0xfe, 0x00, 0xc3]));
   const count = 400;
-  const topic = await topicWith(4, count, (i) => ({ key: `k-${i % 13}`, value: payloadOf(i), headers: { index: String(i) } }));
+  const topic = await topicWith(4, count, (i) => ({
+    key: `k-${i % 13}`,
+    value: payloadOf(i),
+    headers: { index: String(i) },
+  }));
   const collect = (seen, message) => {
     expect(message.value === null || Buffer.isBuffer(message.value)).toBe(true);
     seen.set(Number(message.headers.index), message.value === null ? null : Buffer.from(message.value));

@@ -5,7 +5,7 @@ use crate::core::error::CoreError;
 use napi::bindgen_prelude::{
     Buffer, FromNapiValue, Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Unknown,
 };
-use napi::{Env, JsValue, Status, ValueType};
+use napi::{sys, Env, JsValue, Status, ValueType};
 use std::future::Future;
 
 pub type CoreResult<T> = Result<T, CoreError>;
@@ -13,6 +13,7 @@ pub type CoreResult<T> = Result<T, CoreError>;
 /// Builds the JavaScript `Error` for a core error: `message`, a stable `code`,
 /// and, for librdkafka errors, `librdkafkaCode`, `librdkafkaName` and `retriable`.
 pub fn js_error(env: &Env, error: CoreError) -> napi::Error {
+    let error = quoting_pending_exception(env, error);
     let build = || -> napi::Result<napi::Error> {
         let mut object =
             env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
@@ -61,11 +62,116 @@ pub fn rejected<'env, V: ToNapiValue + Send + 'static>(
     env: &'env Env,
     error: CoreError,
 ) -> napi::Result<PromiseRaw<'env, V>> {
+    let error = quoting_pending_exception(env, error);
     promise(
         env,
         async move { Err::<(), _>(error) },
         |_, ()| -> napi::Result<V> { Err(napi::Error::new(Status::GenericFailure, "unreachable")) },
     )
+}
+
+/// An argument whose getter, proxy trap or `toJSON` threw leaves that
+/// exception pending, and every later N-API call would fail on it: it is
+/// cleared here and quoted in the coded error instead.
+fn quoting_pending_exception(env: &Env, error: CoreError) -> CoreError {
+    let Some(thrown) = take_pending_exception(env.raw()) else {
+        return error;
+    };
+    let detail = format!("(reading it threw: {thrown})");
+    match error {
+        CoreError::InvalidArgument(message) => {
+            CoreError::InvalidArgument(format!("{message} {detail}"))
+        }
+        CoreError::InvalidConfig { key, reason } => CoreError::InvalidConfig {
+            key,
+            reason: format!("{reason} {detail}"),
+        },
+        // The failure came from the argument, whatever it was reported as.
+        other => CoreError::InvalidArgument(format!("{other} {detail}")),
+    }
+}
+
+fn take_pending_exception(env: sys::napi_env) -> Option<String> {
+    let mut pending = false;
+    let mut exception = std::ptr::null_mut();
+    // SAFETY: on the JavaScript thread of `env`.
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
+            return None;
+        }
+        if sys::napi_get_and_clear_last_exception(env, &mut exception) != sys::Status::napi_ok {
+            return Some("an exception".to_string());
+        }
+    }
+    Some(describe_thrown(env, exception))
+}
+
+/// `error.message`, or the value as a string; hostile values that throw
+/// again are not shown.
+fn describe_thrown(env: sys::napi_env, thrown: sys::napi_value) -> String {
+    const UNSHOWABLE: &str = "a value that cannot be shown";
+    let read = || -> Option<String> {
+        let mut kind = sys::ValueType::napi_undefined;
+        let mut text = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread, with values of `env`; a failed
+        // call (a throwing getter or `toString`) leaves `text` unset.
+        unsafe {
+            if sys::napi_typeof(env, thrown, &mut kind) != sys::Status::napi_ok {
+                return None;
+            }
+            let mut source = thrown;
+            if kind == sys::ValueType::napi_object {
+                let mut message = std::ptr::null_mut();
+                let mut message_kind = sys::ValueType::napi_undefined;
+                if sys::napi_get_named_property(env, thrown, c"message".as_ptr(), &mut message)
+                    == sys::Status::napi_ok
+                    && sys::napi_typeof(env, message, &mut message_kind) == sys::Status::napi_ok
+                    && message_kind == sys::ValueType::napi_string
+                {
+                    source = message;
+                }
+            }
+            if sys::napi_coerce_to_string(env, source, &mut text) != sys::Status::napi_ok {
+                return None;
+            }
+            let value = Unknown::from_raw_unchecked(env, text);
+            string_unchecked(&value).ok()
+        }
+    };
+    let shown = read();
+    // A getter or `toString` that threw in turn: cleared as well.
+    let _ = take_pending_exception_quietly(env);
+    match shown {
+        Some(text) if text.chars().count() > 200 => {
+            format!("{}…", text.chars().take(200).collect::<String>())
+        }
+        Some(text) => text,
+        None => UNSHOWABLE.to_string(),
+    }
+}
+
+fn take_pending_exception_quietly(env: sys::napi_env) -> bool {
+    let mut pending = false;
+    let mut exception = std::ptr::null_mut();
+    // SAFETY: on the JavaScript thread of `env`.
+    unsafe {
+        sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok
+            && pending
+            && sys::napi_get_and_clear_last_exception(env, &mut exception) == sys::Status::napi_ok
+    }
+}
+
+/// A read that failed; when a getter or trap threw, the exception itself is
+/// quoted (see `quoting_pending_exception`) instead of N-API's status text.
+pub fn unreadable(object: &Object<'_>, what: String, error: &napi::Error) -> CoreError {
+    let mut pending = false;
+    // SAFETY: on the JavaScript thread of the object's environment.
+    let status = unsafe { sys::napi_is_exception_pending(object.value().env, &mut pending) };
+    if status == sys::Status::napi_ok && pending {
+        invalid(format!("{what} could not be read"))
+    } else {
+        invalid(format!("{what} could not be read: {}", error.reason))
+    }
 }
 
 pub fn invalid(message: impl Into<String>) -> CoreError {
@@ -245,14 +351,14 @@ pub fn property<'env>(
 ) -> CoreResult<Option<Unknown<'env>>> {
     let value: Unknown<'env> = object
         .get_named_property(name)
-        .map_err(|error| invalid(format!("{what}.{name} could not be read: {}", error.reason)))?;
+        .map_err(|error| unreadable(object, format!("{what}.{name}"), &error))?;
     Ok(as_option(Some(value)))
 }
 
 /// Own enumerable property names of an object.
 pub fn keys(object: &Object<'_>, what: &str) -> CoreResult<Vec<String>> {
-    let names = Object::keys(object)
-        .map_err(|error| invalid(format!("{what} keys could not be read: {}", error.reason)))?;
+    let names =
+        Object::keys(object).map_err(|error| unreadable(object, format!("{what} keys"), &error))?;
     Ok(names)
 }
 
@@ -356,7 +462,7 @@ pub fn reject_unknown_keys_beyond(
     let count = object
         .get_property_names()
         .and_then(|names| names.get_array_length())
-        .map_err(|error| invalid(format!("{what} keys could not be read: {}", error.reason)))?;
+        .map_err(|error| unreadable(object, format!("{what} keys"), &error))?;
     if count as usize <= present {
         return Ok(());
     }

@@ -716,7 +716,9 @@ fn read_record(
         // missing value is almost always a bug.
         let value = keys
             .get(&message, MessageKey::Value as usize)
-            .map_err(|error| js::invalid(format!("{}.value: {}", path.as_str(), error.reason)))?;
+            .map_err(|error| {
+                js::unreadable(&message, format!("{}.value", path.as_str()), &error)
+            })?;
         if matches!(value.get_type(), Ok(napi::ValueType::Undefined)) {
             return Err(js::invalid(format!(
                 "{}.value is required (use null for a tombstone)",
@@ -784,12 +786,11 @@ fn read_message_fields(
 ) -> CoreResult<(OutgoingMessage, usize)> {
     let field = |key: MessageKey| -> CoreResult<Option<Unknown<'_>>> {
         let value = keys.get(object, key as usize).map_err(|error| {
-            js::invalid(format!(
-                "{}.{} could not be read: {}",
-                path.as_str(),
-                MESSAGE_KEYS[key as usize],
-                error.reason
-            ))
+            js::unreadable(
+                object,
+                format!("{}.{}", path.as_str(), MESSAGE_KEYS[key as usize]),
+                &error,
+            )
         })?;
         Ok(js::as_option(Some(value)))
     };
