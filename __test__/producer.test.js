@@ -222,20 +222,22 @@ describe('bad arguments are rejected with ERR_INVALID_ARG', () => {
   });
 
   test('errors name the exact argument path', async () => {
+    const producerAny = /** @type {any} */ (producer);
+    /** @type {Array<[() => Promise<unknown>, string]>} */
     const paths = [
       [
-        () => producer.send({ topic: 't', messages: [{ value: 'x' }, { key: 5, value: 'x' }] }),
+        () => producerAny.send({ topic: 't', messages: [{ value: 'x' }, { key: 5, value: 'x' }] }),
         'record.messages[1].key ',
       ],
       [
-        () => producer.send({ topic: 't', messages: [{ value: 'x', headers: { h: {} } }] }),
+        () => producerAny.send({ topic: 't', messages: [{ value: 'x', headers: { h: {} } }] }),
         "record.messages[0].headers['h'] ",
       ],
-      [() => producer.send({ topic: 't', messages: [{ key: 'a' }] }), 'record.messages[0].value is required'],
-      [() => producer.sendMessage('t', 'x', { timestamp: 'y' }), 'options.timestamp '],
+      [() => producerAny.send({ topic: 't', messages: [{ key: 'a' }] }), 'record.messages[0].value is required'],
+      [() => producerAny.sendMessage('t', 'x', { timestamp: 'y' }), 'options.timestamp '],
       [
         () =>
-          producer.sendBatch({
+          producerAny.sendBatch({
             topicMessages: [
               { topic: 't', messages: [{ value: 'x' }] },
               { topic: 'u', messages: [{ value: 'x' }, { value: 'x' }, { value: 'x', partition: 1.5 }] },
