@@ -645,13 +645,50 @@ impl ConsumerContext for ConsumerHooks {
     }
 }
 
-/// A subscribed topic that does not exist yet is reported (once, as a warning)
-/// by the client context; librdkafka repeats it here on every refresh.
-fn report_consumer_error(error: &KafkaError) {
-    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
-        tracing::debug!("Kafka consumer error: {error}");
-    } else {
-        tracing::warn!("Kafka consumer error: {error}");
+/// How often a consumer error that keeps recurring is logged again.
+const REPEATED_ERROR_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Consumer errors as warnings, without a flood: librdkafka reports some
+/// (all brokers down, a broker's transport failing) on every poll while they
+/// last, ~20 a second. Each kind is logged when it first occurs, then at most
+/// once per [`REPEATED_ERROR_INTERVAL`] with how often it recurred.
+#[derive(Default)]
+struct ErrorReporter {
+    /// Per error: when it was last logged and how often it recurred since.
+    seen: HashMap<String, (Instant, u64)>,
+}
+
+impl ErrorReporter {
+    fn report(&mut self, error: &KafkaError) {
+        self.report_at(error, Instant::now());
+    }
+
+    fn report_at(&mut self, error: &KafkaError, now: Instant) {
+        // A subscribed topic that does not exist yet is reported (once, as a
+        // warning) by the client context; librdkafka repeats it on every refresh.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+            tracing::debug!("Kafka consumer error: {error}");
+            return;
+        }
+        let kind = format!("{error:?}");
+        match self.seen.get_mut(&kind) {
+            Some((last, repeats)) if now.duration_since(*last) < REPEATED_ERROR_INTERVAL => {
+                *repeats += 1;
+            }
+            Some((last, repeats)) => {
+                tracing::warn!(
+                    "Kafka consumer error: {error} ({} more time(s) in the last {} s)",
+                    *repeats,
+                    now.duration_since(*last).as_secs()
+                );
+                *last = now;
+                *repeats = 0;
+            }
+            None => {
+                tracing::warn!("Kafka consumer error: {error}");
+                self.seen.insert(kind, (now, 0));
+            }
+        }
     }
 }
 
@@ -1076,6 +1113,7 @@ fn poll_loop(
     mut stop_requested: oneshot::Receiver<()>,
 ) {
     let max_in_flight = shared.options.max_in_flight;
+    let mut errors = ErrorReporter::default();
     let mut fetching_paused = false;
     let mut next_queue = 0usize;
     loop {
@@ -1133,7 +1171,7 @@ fn poll_loop(
                                 from_this_queue += 1;
                             }
                             Some(Err(error)) => {
-                                report_consumer_error(&error);
+                                errors.report(&error);
                                 break;
                             }
                             None => break,
@@ -1155,7 +1193,7 @@ fn poll_loop(
                     shared.wakeup.wait(IDLE_WAIT);
                 }
             }
-            Some(Err(error)) => report_consumer_error(&error),
+            Some(Err(error)) => errors.report(&error),
             // A partition not split (yet): handle its message all the same.
             Some(Ok(message)) => {
                 if let Some(work) = accept(shared, &message) {
@@ -1907,6 +1945,57 @@ mod tests {
         consumer.close().await.unwrap();
         assert_eq!(handler.0.load(Ordering::SeqCst), 20);
         assert_eq!(consumer.stats().processed, 20);
+    }
+
+    #[test]
+    fn a_recurring_consumer_error_is_logged_once_per_interval_with_its_count() {
+        #[derive(Default)]
+        struct Lines(Mutex<Vec<String>>);
+        impl crate::core::logging::LogSink for Lines {
+            fn log(&self, record: crate::core::logging::LogRecord) {
+                self.0.lock().unwrap().push(record.message);
+            }
+        }
+        let lines = Arc::new(Lines::default());
+        let log = ClientLog::register(
+            "flooded",
+            crate::core::logging::LogLevel::Debug,
+            lines.clone(),
+        );
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        let transport = KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        let mut reporter = ErrorReporter::default();
+        let start = Instant::now();
+        log.span().in_scope(|| {
+            for step in 0..100u64 {
+                let now = start + Duration::from_millis(step * 50);
+                reporter.report_at(&down, now);
+                if step % 10 == 0 {
+                    reporter.report_at(&transport, now);
+                }
+            }
+            reporter.report_at(
+                &down,
+                start + REPEATED_ERROR_INTERVAL + Duration::from_secs(1),
+            );
+        });
+        let lines = lines.0.lock().unwrap();
+        let down_lines: Vec<_> = lines
+            .iter()
+            .filter(|line| line.contains("AllBrokersDown"))
+            .collect();
+        assert_eq!(down_lines.len(), 2, "{lines:?}");
+        assert!(
+            down_lines[1].contains("(99 more time(s) in the last 31 s)"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|line| line.contains("BrokerTransportFailure"))
+                .count(),
+            1
+        );
     }
 
     #[test]
