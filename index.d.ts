@@ -161,7 +161,8 @@ export interface ConsumerOptions {
   /**
    * At most this many messages are received but not yet committable (unfinished, or
    * finished behind an unfinished one of the same partition); fetching pauses beyond.
-   * It also bounds what a crash redelivers. Default 1000.
+   * A crash redelivers these and what was handled since the last commit
+   * (offsets are committed every 5 s, on revoke and on `close()`). Default 1000.
    */
   maxInFlight?: number
   /** Default 45000. */

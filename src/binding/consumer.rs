@@ -47,7 +47,8 @@ pub struct ConsumerOptions {
     pub dead_letter_topic: Option<String>,
     /// At most this many messages are received but not yet committable (unfinished, or
     /// finished behind an unfinished one of the same partition); fetching pauses beyond.
-    /// It also bounds what a crash redelivers. Default 1000.
+    /// A crash redelivers these and what was handled since the last commit
+    /// (offsets are committed every 5 s, on revoke and on `close()`). Default 1000.
     pub max_in_flight: Option<u32>,
     /// Default 45000.
     pub session_timeout_ms: Option<u32>,
