@@ -10,6 +10,7 @@
 //! message sends at a fraction of what librdkafka can take.
 
 use crate::binding::js::{self, CoreResult};
+use crate::binding::wake_queue::WakeQueue;
 use crate::core::delivery::{Delivered, DeliverySink};
 use crate::core::error::CoreError;
 use crate::core::producer::at_index;
@@ -19,8 +20,7 @@ use napi::{sys, Env, JsError, Status};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 struct Outcome {
     tag: u64,
@@ -29,12 +29,7 @@ struct Outcome {
 }
 
 /// Acknowledgements waiting for the JavaScript thread.
-#[derive(Default)]
-struct Inbox {
-    outcomes: Mutex<Vec<Outcome>>,
-    /// Whether a wake-up is already on its way.
-    woken: AtomicBool,
-}
+type Inbox = WakeQueue<Outcome>;
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
@@ -46,10 +41,7 @@ pub struct Courier {
 
 impl DeliverySink for Courier {
     fn delivered(&self, tag: u64, index: u32, result: CoreResult<Delivered>) {
-        if let Ok(mut outcomes) = self.inbox.outcomes.lock() {
-            outcomes.push(Outcome { tag, index, result });
-        }
-        if !self.inbox.woken.swap(true, Ordering::SeqCst) {
+        if self.inbox.push(Outcome { tag, index, result }) {
             // Fails only while Node shuts down, when nobody awaits the promises.
             let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
@@ -200,11 +192,7 @@ impl Ledger {
 
     /// Settles every promise whose messages all have an outcome now.
     fn settle_arrived(&self, env: &Env) {
-        self.inbox.woken.store(false, Ordering::SeqCst);
-        let outcomes = match self.inbox.outcomes.lock() {
-            Ok(mut outcomes) => std::mem::take(&mut *outcomes),
-            Err(_) => return,
-        };
+        let outcomes = self.inbox.take();
         let mut builder = MetadataBuilder::new(env);
         for outcome in outcomes {
             self.record(env, &mut builder, outcome);

@@ -12,6 +12,7 @@
 //! `bench/README.md`).
 
 use crate::binding::js::{self, CoreResult};
+use crate::binding::wake_queue::WakeQueue;
 use crate::core::consumer::{
     Delivery, HandlerFailure, HandlerFuture, Interrupted, MessageHandler, YieldSignal,
 };
@@ -22,7 +23,7 @@ use napi::bindgen_prelude::{
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Status};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -153,21 +154,15 @@ struct Run {
 /// Runs waiting for the JavaScript thread, and the lanes awaiting their outcomes.
 #[derive(Default)]
 struct Mailbox {
-    runs: Mutex<Vec<Run>>,
+    runs: WakeQueue<Run>,
     replies: Mutex<HashMap<u32, oneshot::Sender<DriveResult>>>,
-    /// Whether a wake-up is already on its way.
-    woken: AtomicBool,
     next_id: AtomicU32,
 }
 
 impl Mailbox {
     /// Everything that arrived since the last wake-up, as `receive`'s arguments.
     fn take(&self) -> ReceiveArgs {
-        self.woken.store(false, Ordering::SeqCst);
-        let runs = match self.runs.lock() {
-            Ok(mut runs) => std::mem::take(&mut *runs),
-            Err(_) => Vec::new(),
-        };
+        let runs = self.runs.take();
         let mut texts = Vec::with_capacity(runs.len());
         let mut counts = Vec::with_capacity(runs.len());
         let mut ids = Vec::with_capacity(runs.len());
@@ -272,13 +267,10 @@ impl MessageHandler for JsHandler {
         if let Ok(mut replies) = mailbox.replies.lock() {
             replies.insert(id, reply);
         }
-        if let Ok(mut runs) = mailbox.runs.lock() {
-            runs.push(Run { id, encoded });
-        }
-        let woken = if mailbox.woken.swap(true, Ordering::SeqCst) {
-            Status::Ok
-        } else {
+        let woken = if mailbox.runs.push(Run { id, encoded }) {
             self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking)
+        } else {
+            Status::Ok
         };
         Box::pin(async move {
             let failed =

@@ -92,18 +92,28 @@ fn quoting_pending_exception(env: &Env, error: CoreError) -> CoreError {
 }
 
 fn take_pending_exception(env: sys::napi_env) -> Option<String> {
+    if !exception_pending(env) {
+        return None;
+    }
+    Some(clear_exception(env).map_or_else(
+        || "an exception".to_string(),
+        |exception| describe_thrown(env, exception),
+    ))
+}
+
+fn exception_pending(env: sys::napi_env) -> bool {
     let mut pending = false;
+    // SAFETY: on the JavaScript thread of `env`.
+    let status = unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+    status == sys::Status::napi_ok && pending
+}
+
+/// The pending exception, now cleared (`undefined` when none was pending).
+fn clear_exception(env: sys::napi_env) -> Option<sys::napi_value> {
     let mut exception = std::ptr::null_mut();
     // SAFETY: on the JavaScript thread of `env`.
-    unsafe {
-        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
-            return None;
-        }
-        if sys::napi_get_and_clear_last_exception(env, &mut exception) != sys::Status::napi_ok {
-            return Some("an exception".to_string());
-        }
-    }
-    Some(describe_thrown(env, exception))
+    let status = unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) };
+    (status == sys::Status::napi_ok).then_some(exception)
 }
 
 /// `error.message`, or the value as a string; hostile values that throw
@@ -140,7 +150,7 @@ fn describe_thrown(env: sys::napi_env, thrown: sys::napi_value) -> String {
     };
     let shown = read();
     // A getter or `toString` that threw in turn: cleared as well.
-    let _ = take_pending_exception_quietly(env);
+    let _ = clear_exception(env);
     match shown {
         Some(text) if text.chars().count() > 200 => {
             format!("{}…", text.chars().take(200).collect::<String>())
@@ -150,24 +160,10 @@ fn describe_thrown(env: sys::napi_env, thrown: sys::napi_value) -> String {
     }
 }
 
-fn take_pending_exception_quietly(env: sys::napi_env) -> bool {
-    let mut pending = false;
-    let mut exception = std::ptr::null_mut();
-    // SAFETY: on the JavaScript thread of `env`.
-    unsafe {
-        sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok
-            && pending
-            && sys::napi_get_and_clear_last_exception(env, &mut exception) == sys::Status::napi_ok
-    }
-}
-
 /// A read that failed; when a getter or trap threw, the exception itself is
 /// quoted (see `quoting_pending_exception`) instead of N-API's status text.
 pub fn unreadable(object: &Object<'_>, what: String, error: &napi::Error) -> CoreError {
-    let mut pending = false;
-    // SAFETY: on the JavaScript thread of the object's environment.
-    let status = unsafe { sys::napi_is_exception_pending(object.value().env, &mut pending) };
-    if status == sys::Status::napi_ok && pending {
+    if exception_pending(object.value().env) {
         invalid(format!("{what} could not be read"))
     } else {
         invalid(format!("{what} could not be read: {}", error.reason))

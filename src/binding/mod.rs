@@ -8,6 +8,7 @@ pub mod handoff;
 pub mod js;
 pub mod logger;
 pub mod producer;
+pub mod wake_queue;
 
 /// Configures the addon once per process: one tokio runtime shared by every
 /// client (sized for I/O-bound work; blocking librdkafka calls go to its

@@ -199,8 +199,7 @@ impl KafkaProducer {
         let build = || -> CoreResult<Self> {
             let (mut options, logger) = read_producer_options(env, js::as_option(options))?;
             let sink = JsLogSink::sink(env, logger)?;
-            let (ledger, courier) = Ledger::new(env)
-                .map_err(|error| crate::core::error::CoreError::Internal(error.reason.clone()))?;
+            let (ledger, courier) = Ledger::new(env).map_err(internal)?;
             options.deliveries = Some(courier);
             let message_keys = InternedKeys::new(env, MESSAGE_KEYS).map_err(internal)?;
             Ok(KafkaProducer {
@@ -714,11 +713,7 @@ fn read_record(
         outgoing.topic = topic.clone();
         // `value` must be present: `null` is a deliberate tombstone, a
         // missing value is almost always a bug.
-        let value = keys
-            .get(&message, MessageKey::Value as usize)
-            .map_err(|error| {
-                js::unreadable(&message, format!("{}.value", path.as_str()), &error)
-            })?;
+        let value = read_field(keys, &message, &mut path, MessageKey::Value)?;
         if matches!(value.get_type(), Ok(napi::ValueType::Undefined)) {
             return Err(js::invalid(format!(
                 "{}.value is required (use null for a tombstone)",
@@ -726,7 +721,9 @@ fn read_record(
             )));
         }
         js::reject_unknown_keys_beyond(&message, path.as_str(), MESSAGE_KEYS, present + 1)?;
-        outgoing.value = path.within("value", |what| read_value(env, &value, what))?;
+        outgoing.value = path.within(MessageKey::Value.name(), |what| {
+            read_value(env, &value, what)
+        })?;
         outgoing_messages.push(outgoing);
     }
     Ok(outgoing_messages)
@@ -743,6 +740,26 @@ enum MessageKey {
     Headers,
     Partition,
     Timestamp,
+}
+
+impl MessageKey {
+    fn name(self) -> &'static str {
+        MESSAGE_KEYS[self as usize]
+    }
+}
+
+/// `object[key]`; a failed read (a throwing getter or trap) names `path.key`.
+fn read_field<'env>(
+    keys: &KeysInScope,
+    object: &Object<'env>,
+    path: &mut FieldPath,
+    key: MessageKey,
+) -> CoreResult<Unknown<'env>> {
+    keys.get(object, key as usize).map_err(|error| {
+        path.within(key.name(), |what| {
+            js::unreadable(object, what.to_string(), &error)
+        })
+    })
 }
 
 fn internal(error: napi::Error) -> crate::core::error::CoreError {
@@ -777,6 +794,22 @@ impl FieldPath {
     }
 }
 
+/// `object[key]` converted under its own path (`….key`); `None` when absent.
+fn read_optional<'env, T>(
+    keys: &KeysInScope,
+    object: &Object<'env>,
+    path: &mut FieldPath,
+    key: MessageKey,
+    convert: impl FnOnce(&Unknown<'env>, &str) -> CoreResult<T>,
+) -> CoreResult<Option<T>> {
+    match js::as_option(Some(read_field(keys, object, path, key)?)) {
+        Some(value) => path
+            .within(key.name(), |what| convert(&value, what))
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Key, headers, partition and timestamp of a message (everything but the
 /// value), and how many of them were given.
 fn read_message_fields(
@@ -784,37 +817,13 @@ fn read_message_fields(
     object: &Object<'_>,
     path: &mut FieldPath,
 ) -> CoreResult<(OutgoingMessage, usize)> {
-    let field = |key: MessageKey| -> CoreResult<Option<Unknown<'_>>> {
-        let value = keys.get(object, key as usize).map_err(|error| {
-            js::unreadable(
-                object,
-                format!("{}.{}", path.as_str(), MESSAGE_KEYS[key as usize]),
-                &error,
-            )
-        })?;
-        Ok(js::as_option(Some(value)))
-    };
-    let key = field(MessageKey::Key)?;
-    let partition = field(MessageKey::Partition)?;
-    let timestamp = field(MessageKey::Timestamp)?;
-    let headers = field(MessageKey::Headers)?;
-    let key = key
-        .map(|value| path.within("key", |what| js::bytes(&value, what)))
-        .transpose()?;
-    let partition = partition
-        .map(|value| {
-            path.within("partition", |what| {
-                js::integer(&value, what, 0, i64::from(i32::MAX))
-            })
-        })
-        .transpose()?
-        .map(|partition| partition as i32);
-    let timestamp = timestamp
-        .map(|value| path.within("timestamp", |what| read_timestamp(&value, what)))
-        .transpose()?;
-    let headers = headers
-        .map(|value| path.within("headers", |what| read_headers(&value, what)))
-        .transpose()?;
+    let key = read_optional(keys, object, path, MessageKey::Key, js::bytes)?;
+    let partition = read_optional(keys, object, path, MessageKey::Partition, |value, what| {
+        js::integer(value, what, 0, i64::from(i32::MAX))
+    })?
+    .map(|partition| partition as i32);
+    let timestamp = read_optional(keys, object, path, MessageKey::Timestamp, read_timestamp)?;
+    let headers = read_optional(keys, object, path, MessageKey::Headers, read_headers)?;
     let present = usize::from(key.is_some())
         + usize::from(partition.is_some())
         + usize::from(timestamp.is_some())

@@ -486,13 +486,10 @@ impl Shared {
         let mut released = 0;
         let mut stores: Vec<(&str, i32, i64)> = Vec::new();
         if let Ok(mut tracker) = self.tracker.lock() {
-            // Runs are of one partition: its key is built once, not per message.
-            let mut key: PartitionKey = (String::new(), -1);
+            let mut partition = PartitionMemo::default();
             for (message, generation) in finished {
-                if key.1 != message.partition || key.0 != message.topic {
-                    key = (message.topic.clone(), message.partition);
-                }
-                let (count, store) = tracker.finished(&key, generation, message.offset);
+                let (key, _) = partition.key_of(message);
+                let (count, store) = tracker.finished(key, generation, message.offset);
                 released += count;
                 if let Some(offset) = store {
                     match stores.iter_mut().find(|(topic, partition, _)| {
@@ -642,6 +639,25 @@ impl ConsumerContext for ConsumerHooks {
             Rebalance::Revoke(_) => {}
             Rebalance::Error(error) => tracing::error!("Rebalance error: {error}"),
         }
+    }
+}
+
+/// The partition key of consecutive messages, built when the partition
+/// changes rather than cloned per message (a run is mostly of one partition).
+/// It starts as `("", 0)`, which matches no message: topics are never empty.
+#[derive(Default)]
+struct PartitionMemo {
+    key: PartitionKey,
+}
+
+impl PartitionMemo {
+    /// The message's partition key, and whether it differs from the previous one's.
+    fn key_of(&mut self, message: &ReceivedMessage) -> (&PartitionKey, bool) {
+        let changed = self.key.1 != message.partition || self.key.0 != message.topic;
+        if changed {
+            self.key = (message.topic.clone(), message.partition);
+        }
+        (&self.key, changed)
     }
 }
 
@@ -1084,7 +1100,6 @@ fn watermark_high(
         .then_some(high)
 }
 
-/// A received message on its way to the dispatcher, with its validation.
 /// How many of the queued works (given by their payload sizes) go in the
 /// next crossing: at least one, at most `MAX_SEQUENCE` and `MAX_SEQUENCE_BYTES`.
 fn run_length(sizes: impl Iterator<Item = usize>) -> usize {
@@ -1100,6 +1115,7 @@ fn run_length(sizes: impl Iterator<Item = usize>) -> usize {
     count
 }
 
+/// A received message on its way to the dispatcher, with its validation.
 struct Work {
     message: Arc<ReceivedMessage>,
     generation: u64,
@@ -1423,16 +1439,15 @@ impl Dispatcher {
             {
                 // One lock for the run, one lookup per partition in it.
                 let tracker = self.shared.tracker.lock();
-                let mut key: PartitionKey = (String::new(), -1);
+                let mut partition = PartitionMemo::default();
                 let mut current = None;
                 while let Some(work) = pending.next_if(|work| work.verdict.is_ok()) {
                     let Ok(tracker) = tracker.as_ref() else {
                         run.push(work);
                         continue;
                     };
-                    if key.1 != work.message.partition || key.0 != work.message.topic {
-                        key = (work.message.topic.clone(), work.message.partition);
-                        current = tracker.generation(&key);
+                    if let (key, true) = partition.key_of(&work.message) {
+                        current = tracker.generation(key);
                     }
                     if current == Some(work.generation) {
                         run.push(work);
@@ -1580,9 +1595,10 @@ impl Dispatcher {
         let Ok(tracker) = self.shared.tracker.lock() else {
             return false;
         };
+        let mut partition = PartitionMemo::default();
         works.iter().all(|work| {
-            tracker.generation(&(work.message.topic.clone(), work.message.partition))
-                != Some(work.generation)
+            let (key, _) = partition.key_of(&work.message);
+            tracker.generation(key) != Some(work.generation)
         })
     }
 
