@@ -159,10 +159,11 @@ export interface ConsumerOptions {
    */
   deadLetterTopic?: string | false
   /**
-   * At most this many messages are received but not yet committable (unfinished, or
-   * finished behind an unfinished one of the same partition); fetching pauses beyond.
-   * A crash redelivers these and what was handled since the last commit
-   * (offsets are committed every 5 s, on revoke and on `close()`). Default 1000.
+   * At most this many messages are received but not yet committed (unfinished,
+   * finished behind an unfinished one of the same partition, or awaiting the
+   * commit's acknowledgement); fetching pauses beyond. This bounds what a crash
+   * redelivers: offsets are committed once half of it is finished (besides every 5 s,
+   * on revoke and on `close()`). Default 1000.
    */
   maxInFlight?: number
   /** Default 45000. */

@@ -19,10 +19,10 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::{Headers, Message};
-use rdkafka::topic_partition_list::Offset;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 // Looked up per message: foldhash is several times cheaper than SipHash and
 // still seeded per process, so message keys cannot be chosen to collide.
@@ -70,6 +70,9 @@ const MAX_SEQUENCE_BYTES: usize = 64 * 1024;
 
 /// How long the poll thread waits for events when no message was taken.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
+
+/// How often a consumer held up by uncommitted offsets asks for a commit again.
+const COMMIT_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -337,6 +340,9 @@ struct PartitionOffsets {
     outstanding: BTreeMap<i64, bool>,
     /// Last offset whose successor is safe to commit.
     stored: Option<i64>,
+    /// Stored but not yet known to be committed: each store's offset, with
+    /// how many messages it covered. A crash would redeliver them.
+    uncommitted: VecDeque<(i64, usize)>,
 }
 
 impl OffsetTracker {
@@ -349,6 +355,7 @@ impl OffsetTracker {
                 generation,
                 outstanding: BTreeMap::new(),
                 stored: None,
+                uncommitted: VecDeque::new(),
             },
         );
         generation
@@ -370,9 +377,9 @@ impl OffsetTracker {
         }
     }
 
-    /// Marks `offset` finished. Returns how many offsets left the tracker (the
-    /// finished run at the front, now safe to commit) and the new offset to
-    /// store, if the low-watermark moved.
+    /// Marks `offset` finished. Returns how many offsets became committable
+    /// (the finished run at the front) and the new offset to store, if the
+    /// low-watermark moved. They stay tracked until [`Self::committed`].
     fn finished(
         &mut self,
         key: &PartitionKey,
@@ -397,10 +404,28 @@ impl OffsetTracker {
             advanced = Some(first);
             released += 1;
         }
-        if advanced.is_some() {
+        if let Some(offset) = advanced {
             partition.stored = advanced;
+            partition.uncommitted.push_back((offset, released));
         }
         (released, advanced)
+    }
+
+    /// The group now has `next` as the partition's committed offset: returns
+    /// how many stored messages that commit covered.
+    fn committed(&mut self, key: &PartitionKey, next: i64) -> usize {
+        let Some(partition) = self.partitions.get_mut(key) else {
+            return 0;
+        };
+        let mut covered = 0;
+        while let Some(&(offset, count)) = partition.uncommitted.front() {
+            if offset >= next {
+                break;
+            }
+            partition.uncommitted.pop_front();
+            covered += count;
+        }
+        covered
     }
 
     fn outstanding(&self, key: &PartitionKey) -> usize {
@@ -409,10 +434,13 @@ impl OffsetTracker {
             .map_or(0, |partition| partition.outstanding.len())
     }
 
-    fn revoke(&mut self, key: &PartitionKey) -> usize {
-        self.partitions
-            .remove(key)
-            .map_or(0, |partition| partition.outstanding.len())
+    /// Forgets a partition: returns how many of its messages were unfinished
+    /// and how many finished but not known to be committed.
+    fn revoke(&mut self, key: &PartitionKey) -> (usize, usize) {
+        self.partitions.remove(key).map_or((0, 0), |partition| {
+            let uncommitted = partition.uncommitted.iter().map(|(_, count)| count).sum();
+            (partition.outstanding.len(), uncommitted)
+        })
     }
 }
 
@@ -423,7 +451,13 @@ struct Shared {
     options: ConsumerOptions,
     log: ClientLog,
     counters: Counters,
+    /// Received and not yet finished (handled or parked).
     in_flight: AtomicUsize,
+    /// Finished, stored, and not yet known to be committed: with `in_flight`
+    /// what a crash would redeliver, so both count against `max_in_flight`.
+    uncommitted: AtomicUsize,
+    /// An early commit was asked for and has not reported back.
+    commit_requested: AtomicBool,
     tracker: Mutex<OffsetTracker>,
     user_paused: AtomicBool,
     backpressured: AtomicBool,
@@ -503,9 +537,7 @@ impl Shared {
         }
         if released > 0 {
             self.in_flight.fetch_sub(released, Ordering::AcqRel);
-            if self.backpressured.load(Ordering::Acquire) {
-                self.wakeup.wake();
-            }
+            self.uncommitted.fetch_add(released, Ordering::AcqRel);
         }
         if stores.is_empty() {
             return;
@@ -517,6 +549,52 @@ impl Shared {
                 self.span().in_scope(|| {
                     tracing::debug!("offset {offset} of {topic}[{partition}] not stored: {error}")
                 });
+            }
+        }
+        self.commit_if_due(&consumer);
+    }
+
+    /// Commits the stored offsets ahead of the auto-commit interval once half
+    /// of `max_in_flight` is finished but uncommitted: what a crash redelivers
+    /// stays within `max_in_flight`, while the other half keeps intake going
+    /// during the commit's round trip.
+    fn commit_if_due(&self, consumer: &BaseConsumer<ConsumerHooks>) {
+        let due = (self.options.max_in_flight / 2).max(1);
+        if self.uncommitted.load(Ordering::Acquire) < due
+            || self.commit_requested.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        if let Err(error) = commit_stored_reporting_back(consumer) {
+            self.commit_requested.store(false, Ordering::Release);
+            self.span()
+                .in_scope(|| tracing::debug!("early offset commit not sent: {error}"));
+        }
+    }
+
+    /// A commit (early, automatic, on revoke or close) reported back: the
+    /// messages it covered no longer count against `max_in_flight`.
+    fn committed(&self, result: &KafkaResult<()>, offsets: &TopicPartitionList) {
+        self.commit_requested.store(false, Ordering::Release);
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => tracing::debug!("offset commit failed: {error}"),
+        }
+        let mut covered = 0;
+        if let Ok(mut tracker) = self.tracker.lock() {
+            for element in offsets.elements() {
+                // Partitions whose commit failed keep their messages counted
+                // until a later commit covers them.
+                if let (Ok(()), Offset::Offset(next)) = (element.error(), element.offset()) {
+                    let key = (element.topic().to_string(), element.partition());
+                    covered += tracker.committed(&key, next);
+                }
+            }
+        }
+        if covered > 0 {
+            self.uncommitted.fetch_sub(covered, Ordering::AcqRel);
+            if self.backpressured.load(Ordering::Acquire) {
+                self.wakeup.wake();
             }
         }
     }
@@ -539,6 +617,13 @@ impl ClientContext for ConsumerHooks {
 }
 
 impl ConsumerContext for ConsumerHooks {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Some(shared) = self.shared.upgrade() {
+            let _entered = shared.span().enter();
+            shared.committed(&result, offsets);
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Some(shared) = self.shared.upgrade() else {
             return;
@@ -572,8 +657,14 @@ impl ConsumerContext for ConsumerHooks {
             shared.options.yield_signal.lower();
             commit_stored(consumer, "revoke");
             if let Ok(mut tracker) = shared.tracker.lock() {
-                let abandoned: usize = revoked.iter().map(|key| tracker.revoke(key)).sum();
-                shared.in_flight.fetch_sub(abandoned, Ordering::AcqRel);
+                let (mut unfinished, mut uncommitted) = (0, 0);
+                for key in &revoked {
+                    let (left, stored) = tracker.revoke(key);
+                    unfinished += left;
+                    uncommitted += stored;
+                }
+                shared.in_flight.fetch_sub(unfinished, Ordering::AcqRel);
+                shared.uncommitted.fetch_sub(uncommitted, Ordering::AcqRel);
             }
             if let Ok(mut assignment) = shared.assignment.lock() {
                 assignment.retain(|key| !revoked.contains(key));
@@ -719,6 +810,40 @@ fn describe(partitions: &[PartitionKey]) -> String {
         .join(", ")
 }
 
+/// Commits the stored offsets without waiting, its result coming back as a
+/// `commit_callback` through the consumer queue (as automatic commits' do).
+/// rust-rdkafka's async commit cannot serve here: librdkafka reports a plain
+/// `rd_kafka_commit` only to an `offset_commit_cb`, which rust-rdkafka leaves
+/// unset in favour of events.
+fn commit_stored_reporting_back(
+    consumer: &BaseConsumer<ConsumerHooks>,
+) -> std::result::Result<(), RDKafkaErrorCode> {
+    use rdkafka::bindings as native;
+    let client = consumer.client().native_ptr();
+    // SAFETY: `consumer` is alive for the call. The queue handle is a new
+    // reference, released here; the pending commit keeps its own reference.
+    // Null offsets mean the assignment's stored offsets.
+    let error = unsafe {
+        let queue = native::rd_kafka_queue_get_consumer(client);
+        if queue.is_null() {
+            return Err(RDKafkaErrorCode::UnknownGroup);
+        }
+        let error = native::rd_kafka_commit_queue(
+            client,
+            std::ptr::null(),
+            queue,
+            None,
+            std::ptr::null_mut(),
+        );
+        native::rd_kafka_queue_destroy(queue);
+        error
+    };
+    match RDKafkaErrorCode::from(error) {
+        RDKafkaErrorCode::NoError => Ok(()),
+        code => Err(code),
+    }
+}
+
 fn commit_stored(consumer: &BaseConsumer<ConsumerHooks>, when: &str) {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::debug!("Offsets committed on {when}"),
@@ -841,6 +966,8 @@ impl ConsumerHandle {
             log,
             counters: Counters::default(),
             in_flight: AtomicUsize::new(0),
+            uncommitted: AtomicUsize::new(0),
+            commit_requested: AtomicBool::new(false),
             tracker: Mutex::new(OffsetTracker::default()),
             user_paused: AtomicBool::new(false),
             backpressured: AtomicBool::new(false),
@@ -855,10 +982,14 @@ impl ConsumerHandle {
             kafka: KafkaContext::new(shared.span().clone()),
             shared: Arc::downgrade(&shared),
         };
-        let consumer: BaseConsumer<ConsumerHooks> = settings
+        let mut consumer: BaseConsumer<ConsumerHooks> = settings
             .to_rdkafka()
             .create_with_context(hooks)
             .map_err(|error| settings.config_error(&error))?;
+        // Commit results and rebalances arrive here: serve them at once rather
+        // than after the idle wait, as intake waits on commits when full.
+        let wakeup = shared.wakeup.clone();
+        consumer.set_nonempty_callback(move || wakeup.wake());
         let topics: Vec<&str> = shared.options.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -1132,6 +1263,7 @@ fn poll_loop(
     let mut errors = ErrorReporter::default();
     let mut fetching_paused = false;
     let mut next_queue = 0usize;
+    let mut last_commit_retry = Instant::now();
     loop {
         let stop = !matches!(
             stop_requested.try_recv(),
@@ -1169,8 +1301,16 @@ fn poll_loop(
         // Handed over once per round: a channel send per message would wake
         // the dispatcher (a futex call) per message.
         let mut taken: Vec<Work> = Vec::new();
-        let mut room = max_in_flight.saturating_sub(shared.in_flight.load(Ordering::Acquire));
+        let held =
+            shared.in_flight.load(Ordering::Acquire) + shared.uncommitted.load(Ordering::Acquire);
+        let mut room = max_in_flight.saturating_sub(held);
         shared.backpressured.store(room == 0, Ordering::Release);
+        // Full, and an early commit failed or was never due: ask again, at a
+        // pace that does not flood a struggling coordinator.
+        if room == 0 && last_commit_retry.elapsed() >= COMMIT_RETRY_INTERVAL {
+            last_commit_retry = Instant::now();
+            shared.commit_if_due(&consumer);
+        }
         if !user_paused && room > 0 {
             if let Ok(queues) = shared.queues.lock() {
                 let count = queues.len();
@@ -1745,8 +1885,13 @@ impl Dispatcher {
         if let Ok(mut tracker) = self.shared.tracker.lock() {
             let key = (work.message.topic.clone(), work.message.partition);
             if tracker.generation(&key) == Some(work.generation) {
-                let left = tracker.revoke(&key);
-                self.shared.in_flight.fetch_sub(left, Ordering::AcqRel);
+                let (unfinished, uncommitted) = tracker.revoke(&key);
+                self.shared
+                    .in_flight
+                    .fetch_sub(unfinished, Ordering::AcqRel);
+                self.shared
+                    .uncommitted
+                    .fetch_sub(uncommitted, Ordering::AcqRel);
             }
         }
     }
@@ -2047,12 +2192,34 @@ mod tests {
     }
 
     #[test]
+    fn stored_messages_count_until_a_commit_covers_them() {
+        let mut tracker = OffsetTracker::default();
+        let key = ("t".to_string(), 0);
+        let generation = tracker.assign(key.clone());
+        for offset in 0..6 {
+            tracker.received(&key, offset);
+        }
+        assert_eq!(tracker.finished(&key, generation, 0), (1, Some(0)));
+        assert_eq!(tracker.finished(&key, generation, 2), (0, None));
+        assert_eq!(tracker.finished(&key, generation, 1), (2, Some(2)));
+        assert_eq!(tracker.finished(&key, generation, 3), (1, Some(3)));
+        // A commit is of the next offset to read: 1 covers the store of 0 only.
+        assert_eq!(tracker.committed(&key, 1), 1);
+        assert_eq!(tracker.committed(&key, 1), 0);
+        assert_eq!(tracker.committed(&key, 4), 3);
+        assert_eq!(tracker.finished(&key, generation, 4), (1, Some(4)));
+        // Unfinished 5 and uncommitted 4 both go with a revoke.
+        assert_eq!(tracker.revoke(&key), (1, 1));
+        assert_eq!(tracker.committed(&key, 10), 0);
+    }
+
+    #[test]
     fn finishes_from_before_a_revoke_are_ignored() {
         let mut tracker = OffsetTracker::default();
         let key = ("t".to_string(), 1);
         let old = tracker.assign(key.clone());
         tracker.received(&key, 5);
-        assert_eq!(tracker.revoke(&key), 1);
+        assert_eq!(tracker.revoke(&key), (1, 0));
         let new = tracker.assign(key.clone());
         assert_ne!(old, new);
         assert_eq!(tracker.finished(&key, old, 5), (0, None));

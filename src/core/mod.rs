@@ -9,6 +9,8 @@ pub mod embedded;
 pub mod encoded;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod fault_tests;
 pub mod logging;
 pub mod producer;
 pub mod schema;
