@@ -166,6 +166,12 @@ export interface ConsumerOptions {
    * on revoke and on `close()`). Default 1000.
    */
   maxInFlight?: number
+  /**
+   * Larger values never reach the callback: they are parked in the dead-letter topic
+   * (`x-dlq-error-code: ERR_VALUE_TOO_LARGE`), or skipped with `deadLetterTopic: false`.
+   * Default 1048576 (1 MiB, Kafka's default record size limit).
+   */
+  maxValueBytes?: number
   /** Default 45000. */
   sessionTimeoutMs?: number
   /** How long a revoke or `close()` waits for in-flight messages. Default 30000. */

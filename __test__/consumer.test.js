@@ -230,15 +230,17 @@ test('same key in order under concurrency 8 with random delays, other keys in pa
   expect(maxActive).toBeLessThanOrEqual(8);
 });
 
-test('invalid JSON, schema violations and a handler that always throws are parked in the DLQ with their cause', async () => {
+test('invalid JSON, schema violations, oversized values and a handler that always throws are parked in the DLQ with their cause', async () => {
   const topic = await topicWith(1, 0, () => ({}));
   const good = { eventType: 'LIKE', userId: 'u1', movieId: 'm1', timestamp: 1 };
+  const oversized = JSON.stringify({ ...good, movieId: 'big', metadata: { pad: 'x'.repeat(200_000) } });
   await producer.send({
     topic,
     messages: [
       { key: 'a', value: '{ not json' },
       { key: 'b', value: { eventType: 'LIKE', userId: 'u1', timestamp: 1 } },
       { key: 'c', value: { ...good, movieId: 'poison' } },
+      { key: 'e', value: oversized },
       { key: 'd', value: good },
     ],
   });
@@ -249,13 +251,13 @@ test('invalid JSON, schema violations and a handler that always throws are parke
       if (message.value.movieId === 'poison') throw new Error('cannot handle poison');
       handled.push(message.value);
     },
-    { schema: 'MovieEvent', retry: { retries: 2, initialBackoffMs: 10 } },
+    { schema: 'MovieEvent', retry: { retries: 2, initialBackoffMs: 10 }, maxValueBytes: 100_000 },
   );
-  await eventually(() => consumer.stats().deadLettered === 3 && handled.length === 1, { what: 'three dead letters' });
+  await eventually(() => consumer.stats().deadLettered === 4 && handled.length === 1, { what: 'four dead letters' });
   expect(handled).toEqual([good]);
-  expect(consumer.stats()).toMatchObject({ deadLettered: 3, processed: 1, retried: 2, inFlight: 0 });
+  expect(consumer.stats()).toMatchObject({ deadLettered: 4, processed: 1, retried: 2, inFlight: 0 });
 
-  const dead = await readTopic(`${topic}.dlq`, 3);
+  const dead = await readTopic(`${topic}.dlq`, 4);
   const byKey = Object.fromEntries(dead.map((m) => [m.key.toString(), m]));
   const header = (m, name) => m.headers[name]?.toString();
   expect(header(byKey.a, 'x-dlq-error-code')).toBe('ERR_INVALID_JSON');
@@ -265,13 +267,16 @@ test('invalid JSON, schema violations and a handler that always throws are parke
   expect(header(byKey.c, 'x-dlq-error-code')).toBe('ERR_HANDLER_FAILED');
   expect(header(byKey.c, 'x-dlq-error-message')).toBe('cannot handle poison');
   expect(header(byKey.c, 'x-dlq-attempts')).toBe('3');
+  expect(header(byKey.e, 'x-dlq-error-code')).toBe('ERR_VALUE_TOO_LARGE');
+  expect(header(byKey.e, 'x-dlq-error-message')).toMatch(/exceeds maxValueBytes \(100000\)/);
+  expect(byKey.e.value.toString()).toBe(oversized);
   for (const message of dead) {
     expect(header(message, 'x-dlq-original-topic')).toBe(topic);
     expect(header(message, 'x-dlq-original-partition')).toBe('0');
     expect(header(message, 'x-dlq-consumer-group')).toBe(consumer.groupId);
     expect(header(message, 'x-dlq-original-timestamp')).toMatch(/^\d+$/);
   }
-  expect(dead.map((m) => header(m, 'x-dlq-original-offset')).sort()).toEqual(['0', '1', '2']);
+  expect(dead.map((m) => header(m, 'x-dlq-original-offset')).sort()).toEqual(['0', '1', '2', '3']);
 });
 
 test('with the DLQ off, bad messages are skipped and counted', async () => {
@@ -437,6 +442,8 @@ test('bad arguments are rejected with codes', async () => {
     [() => registerConsumer('t', () => {}, /** @type {any} */ ({ schema: { type: 12 } })), 'ERR_INVALID_ARG'],
     [() => registerConsumer('t', () => {}, /** @type {any} */ ({ deadLetterTopic: 't' })), 'ERR_INVALID_ARG'],
     [() => registerConsumer('t', () => {}, /** @type {any} */ ({ groupID: 'typo' })), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, { maxValueBytes: 0 }), 'ERR_INVALID_ARG'],
+    [() => registerConsumer('t', () => {}, { maxValueBytes: 1.5 }), 'ERR_INVALID_ARG'],
     [
       () =>
         registerConsumer(

@@ -51,6 +51,10 @@ pub struct ConsumerOptions {
     /// redelivers: offsets are committed once half of it is finished (besides every 5 s,
     /// on revoke and on `close()`). Default 1000.
     pub max_in_flight: Option<u32>,
+    /// Larger values never reach the callback: they are parked in the dead-letter topic
+    /// (`x-dlq-error-code: ERR_VALUE_TOO_LARGE`), or skipped with `deadLetterTopic: false`.
+    /// Default 1048576 (1 MiB, Kafka's default record size limit).
+    pub max_value_bytes: Option<u32>,
     /// Default 45000.
     pub session_timeout_ms: Option<u32>,
     /// How long a revoke or `close()` waits for in-flight messages. Default 30000.
@@ -290,6 +294,7 @@ const CONSUMER_OPTION_KEYS: &[&str] = &[
     "retry",
     "deadLetterTopic",
     "maxInFlight",
+    "maxValueBytes",
     "sessionTimeoutMs",
     "drainTimeoutMs",
     "joinTimeoutMs",
@@ -325,6 +330,9 @@ fn read_consumer_options<'env>(
     }
     if let Some(max) = js::optional(&options, "maxInFlight", "options", int(1, 1_000_000))? {
         result.max_in_flight = max as usize;
+    }
+    if let Some(max) = js::optional(&options, "maxValueBytes", "options", int(1, 1_000_000_000))? {
+        result.max_value_bytes = max as usize;
     }
     if let Some(ms) = js::optional(
         &options,

@@ -14,7 +14,7 @@ use crate::core::error::{CoreError, Result};
 use crate::core::events::validate_topic_name;
 use crate::core::logging::{ClientLog, LogLevel, LogSink};
 use crate::core::producer::{OutgoingMessage, Producer, ProducerOptions};
-use crate::core::schema::{Decoded, PayloadSchema};
+use crate::core::schema::{self, Decoded, PayloadSchema};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -70,6 +70,10 @@ const MAX_SEQUENCE_BYTES: usize = 64 * 1024;
 
 /// How long the poll thread waits for events when no message was taken.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
+
+/// Kafka's default record size limit: larger values are rarely meant, and
+/// parsing one would hold a thread and its memory for a single message.
+const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 
 /// How often a consumer held up by uncommitted offsets asks for a commit again.
 const COMMIT_RETRY_INTERVAL: Duration = Duration::from_millis(200);
@@ -139,6 +143,8 @@ pub struct ConsumerOptions {
     pub retry: RetryPolicy,
     pub dead_letter: DeadLetter,
     pub max_in_flight: usize,
+    /// Larger payloads are rejected as [`schema::ERR_VALUE_TOO_LARGE`] unparsed.
+    pub max_value_bytes: usize,
     pub session_timeout: Duration,
     /// How long a revoke or `close` waits for in-flight messages.
     pub drain_timeout: Duration,
@@ -180,6 +186,7 @@ impl ConsumerOptions {
             retry: RetryPolicy::default(),
             dead_letter: DeadLetter::PerTopic,
             max_in_flight: 1000,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             session_timeout: Duration::from_secs(45),
             drain_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(60),
@@ -211,6 +218,9 @@ impl ConsumerOptions {
             return Err(CoreError::invalid_arg(
                 "maxInFlight must be between 1 and 1000000",
             ));
+        }
+        if self.max_value_bytes == 0 {
+            return Err(CoreError::invalid_arg("maxValueBytes must be at least 1"));
         }
         if let Some(batch) = &self.batch {
             if batch.max_messages == 0 || batch.max_messages > self.max_in_flight {
@@ -1198,15 +1208,19 @@ impl Drop for ConsumerHandle {
 }
 
 /// Producer settings for the dead-letter producer: the consumer's security
-/// settings carry over, consumer-only ones do not.
+/// settings carry over, consumer-only ones do not. Its own size limit is
+/// librdkafka's largest, so what was consumed can be parked whole wherever the
+/// broker accepts it.
 fn producer_properties(consumer: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    consumer
+    let mut properties: BTreeMap<String, String> = consumer
         .iter()
         .filter(|(key, _)| {
             key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.")
         })
         .map(|(key, value)| (key.clone(), value.clone()))
-        .collect()
+        .collect();
+    properties.insert("message.max.bytes".into(), "1000000000".into());
+    properties
 }
 
 fn watermark_high(
@@ -1437,11 +1451,21 @@ fn accept(shared: &Shared, message: &BorrowedMessage<'_>) -> Option<Work> {
             .unwrap_or_default(),
         timestamp: message.timestamp().to_millis(),
     };
-    let verdict = match shared.options.schema.decode(received.payload.as_deref()) {
-        Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
-        Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
-        Ok(Decoded::Null) => Ok(ValueForm::Null),
-        Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
+    let size = received.payload.as_ref().map_or(0, Vec::len);
+    let max_value_bytes = shared.options.max_value_bytes;
+    // Checked before decoding: an oversized value is never parsed.
+    let verdict = if size > max_value_bytes {
+        Err((
+            schema::ERR_VALUE_TOO_LARGE.to_string(),
+            format!("value of {size} bytes exceeds maxValueBytes ({max_value_bytes})"),
+        ))
+    } else {
+        match shared.options.schema.decode(received.payload.as_deref()) {
+            Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
+            Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
+            Ok(Decoded::Null) => Ok(ValueForm::Null),
+            Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
+        }
     };
     Some(Work {
         message: Arc::new(received),
@@ -1828,7 +1852,7 @@ impl Dispatcher {
         }
         add("x-dlq-consumer-group", self.shared.group_id.clone());
         add("x-dlq-attempts", attempts.to_string());
-        let outgoing = OutgoingMessage {
+        let mut outgoing = OutgoingMessage {
             topic,
             key: message.key.clone(),
             value: message.payload.clone(),
@@ -1839,6 +1863,26 @@ impl Dispatcher {
         let mut failures = 0u32;
         loop {
             match producer.send(vec![outgoing.clone()]).await {
+                // Retrying would hold the partition back for good: park the
+                // message without its value, which stays readable at the
+                // original topic, partition and offset (until retention).
+                Err(error) if error.code().ends_with("TOO_LARGE") && outgoing.value.is_some() => {
+                    let size = outgoing.value.take().map_or(0, |value| value.len());
+                    let omitted = format!(
+                        "{size} bytes, too large for {} ({})",
+                        outgoing.topic,
+                        error.code()
+                    );
+                    tracing::warn!(
+                        "Message from topic: {}, partition: {}, offset: {}: value of {omitted}; parking it without its value",
+                        message.topic,
+                        message.partition,
+                        message.offset
+                    );
+                    outgoing
+                        .headers
+                        .push(("x-dlq-value-omitted".into(), Some(omitted.into_bytes())));
+                }
                 Ok(_) => {
                     self.shared
                         .counters
@@ -2052,6 +2096,102 @@ mod tests {
             self.0.fetch_add(deliveries.len() as u32, Ordering::SeqCst);
             Box::pin(async { Ok(()) })
         }
+    }
+
+    /// An oversized value is parked without ever reaching the handler; when
+    /// the dead-letter topic refuses it as too large, it is parked without
+    /// its value instead of holding the partition back for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_value_is_parked_and_without_its_value_where_it_does_not_fit() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("big", 1, 1).unwrap();
+        cluster.create_topic("big.dlq", 1, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+
+        let mut producer_options = ProducerOptions::default();
+        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
+        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
+        let value = format!("{{\"pad\":\"{}\"}}", "x".repeat(500)).into_bytes();
+        let small = b"{\"id\":2}".to_vec();
+        for value in [value.clone(), small] {
+            let message = OutgoingMessage {
+                topic: "big".into(),
+                value: Some(value),
+                ..Default::default()
+            };
+            producer.send(vec![message]).await.unwrap();
+        }
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        // The dead-letter producer's first request is refused as too large.
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+        );
+
+        let mut options = ConsumerOptions::new(vec!["big".into()]);
+        options.client.brokers = Some(vec![bootstrap.clone()]);
+        options.client.log_level = Some(LogLevel::Off);
+        options.group_id = Some("oversized".into());
+        options.from_beginning = true;
+        options.max_value_bytes = 100;
+        let handler = Arc::new(Counts(AtomicU32::new(0)));
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while (consumer.stats().dead_lettered == 0 || handler.0.load(Ordering::SeqCst) == 0)
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(consumer.stats().dead_lettered, 1);
+        assert_eq!(
+            handler.0.load(Ordering::SeqCst),
+            1,
+            "only the small one is handled"
+        );
+        consumer.close().await.unwrap();
+
+        let parked = tokio::task::block_in_place(|| {
+            let reader: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "oversized-reader")
+                .create()
+                .unwrap();
+            let mut partitions = TopicPartitionList::new();
+            partitions
+                .add_partition_offset("big.dlq", 0, Offset::Beginning)
+                .unwrap();
+            reader.assign(&partitions).unwrap();
+            let message = reader
+                .poll(Duration::from_secs(10))
+                .expect("a parked message")
+                .unwrap();
+            let headers: HashMap<String, String> = message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|header| {
+                            let value = header.value.unwrap_or_default();
+                            (
+                                header.key.to_string(),
+                                String::from_utf8_lossy(value).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (message.payload().map(<[u8]>::to_vec), headers)
+        });
+        assert_eq!(parked.0, None);
+        assert_eq!(parked.1["x-dlq-error-code"], "ERR_VALUE_TOO_LARGE");
+        assert_eq!(parked.1["x-dlq-original-offset"], "0");
+        assert!(
+            parked.1["x-dlq-value-omitted"].starts_with(&format!("{} bytes", value.len())),
+            "{:?}",
+            parked.1
+        );
     }
 
     /// With no brokers anywhere, consumer and producer meet on the embedded

@@ -24,6 +24,8 @@ pub const ERR_INVALID_UTF8: &str = "ERR_INVALID_UTF8";
 pub const ERR_INVALID_JSON: &str = "ERR_INVALID_JSON";
 /// The payload is JSON, but not of the shape the schema asks for.
 pub const ERR_SCHEMA_VIOLATION: &str = "ERR_SCHEMA_VIOLATION";
+/// The payload is larger than the consumer's `maxValueBytes`.
+pub const ERR_VALUE_TOO_LARGE: &str = "ERR_VALUE_TOO_LARGE";
 
 /// Upper bound, in bytes, of a [`Rejection`] message: rejections end up in
 /// logs and headers, and a payload can be megabytes.
