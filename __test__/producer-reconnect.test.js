@@ -26,7 +26,7 @@ async function eventually(check, { timeoutMs = 30000, what = 'condition' } = {})
   throw new Error(`timed out waiting for ${what}`);
 }
 
-test('starts with the broker down, keeps retrying, delivers once it is up, and rides out an outage', async () => {
+test('starts with the broker down, keeps retrying (past a bounded buffer sends fail fast), delivers once it is up, and rides out an outage', async () => {
   const { lines, logger } = recordingLogger();
   const producer = new KafkaProducer({
     brokers: `127.0.0.1:${proxyPort}`,
@@ -47,6 +47,22 @@ test('starts with the broker down, keeps retrying, delivers once it is up, and r
     await eventually(() => logged('warn', /cannot reach 127\.0\.0\.1:29193/), { what: 'a retry warning' });
     expect(lines.every((l) => l.context === 'reconnecting')).toBe(true);
 
+    // Past a bounded buffer, sends fail fast with a clear code (the others keep waiting).
+    const bounded = new KafkaProducer({
+      brokers: `127.0.0.1:${proxyPort}`,
+      clientId: 'bounded',
+      enqueueTimeoutMs: 200,
+      logLevel: 'off',
+      config: { 'queue.buffering.max.messages': 3 },
+    });
+    const buffered = Array.from({ length: 3 }, (_, i) => bounded.sendMessage('bounded-buffer', { i }));
+    const started = Date.now();
+    await expect(bounded.sendMessage('bounded-buffer', { i: 3 })).rejects.toMatchObject({
+      code: 'ERR_KAFKA_QUEUE_FULL',
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(bounded.queuedMessages).toBe(3);
+
     // A send issued while the broker is down waits in the queue.
     let settled = false;
     // Tansu creates topics on first produce, as Kafka does with auto.create.topics.enable.
@@ -59,6 +75,9 @@ test('starts with the broker down, keeps retrying, delivers once it is up, and r
     broker('start', brokerPort, { advertisedPort: proxyPort });
     await proxy.start();
     await expect(pending).resolves.toMatchObject({ topic: 'movie-views', offset: 0 });
+    // The buffered sends of the bounded producer are delivered too.
+    await expect(Promise.all(buffered)).resolves.toHaveLength(3);
+    await bounded.disconnect(2000);
     await producer.connect({ timeoutMs: 10000 });
     expect(producer.isConnected).toBe(true);
     expect(logged('info', /connected to 127\.0\.0\.1:29193/)).toBe(true);
