@@ -445,6 +445,36 @@ test('messages reach the partition in call order, even without awaiting each sen
   expect(inOffsetOrder).toEqual(Array.from({ length: 500 }, (_, i) => i));
 });
 
+test('a producer that sends again as each send settles does not starve timers and I/O', async () => {
+  // A window of sends kept open, as a pipeline does: each settlement issues the next send.
+  // Settling must give the event loop a turn, so a timer set mid-stream fires long before the
+  // stream ends (settled inline, wake-ups chained for seconds and the timer came last).
+  const topic = await freshTopic(2);
+  const total = 40_000;
+  let issued = 0;
+  let settled = 0;
+  let settledWhenTimerFired = -1;
+  await new Promise((resolve, reject) => {
+    const sendNext = () => {
+      issued += 1;
+      producer.sendMessage(topic, { id: issued }, { key: `movie-${issued % 50}` }).then(() => {
+        settled += 1;
+        if (settled === 2000) {
+          setTimeout(() => {
+            settledWhenTimerFired = settled;
+          }, 0);
+        }
+        if (issued < total) sendNext();
+        else if (settled === total) resolve(undefined);
+      }, reject);
+    };
+    for (let i = 0; i < 1000; i += 1) sendNext();
+  });
+  expect(settled).toBe(total);
+  expect(settledWhenTimerFired).toBeGreaterThanOrEqual(2000);
+  expect(settledWhenTimerFired).toBeLessThan(total / 2);
+});
+
 test('unsettled sends keep Node alive until acknowledged; then it exits by itself', () => {
   // No timer, no disconnect: only the pending deliveries keep the process running, and once
   // they are settled nothing does (the producer's wake-up is referenced only while needed).

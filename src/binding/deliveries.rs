@@ -93,6 +93,14 @@ struct Waiting {
     single: bool,
 }
 
+/// The wake-up's JavaScript side: settle in the event loop's check phase.
+/// Settling inline would let Node's threadsafe-function dispatch, which runs
+/// up to a thousand queued calls per turn, chain wake-ups for seconds when
+/// every settled send triggers another (a producer keeping a window of sends
+/// open), and timers and I/O would wait all that time.
+const SETTLE_LATER: &str =
+    "(function (settle) { 'use strict'; return function settleLater() { setImmediate(settle); }; })";
+
 /// The promises of one producer, on the JavaScript thread.
 pub struct Ledger {
     inbox: Arc<Inbox>,
@@ -110,8 +118,6 @@ impl Ledger {
     /// wake-up settles promises through the ledger, on the JavaScript thread.
     pub fn new(env: &Env) -> napi::Result<(Rc<Ledger>, Arc<Courier>)> {
         let inbox = Arc::new(Inbox::default());
-        let noop: Function<'_, (), ()> =
-            env.create_function_from_closure("settleDeliveries", |_| Ok(()))?;
         // The wake-up owns the ledger too (no cycle: the ledger does not own
         // the wake-up), so promises still settle, rejected by librdkafka's
         // purge, when the producer object is collected with sends in flight.
@@ -123,14 +129,19 @@ impl Ledger {
             referenced: Cell::new(false),
         });
         let settling = ledger.clone();
-        let wake: Wake = noop
+        let settle: Function<'_, (), ()> =
+            env.create_function_from_closure("settleDeliveries", move |context| {
+                settling.settle_arrived(context.env);
+                Ok(())
+            })?;
+        let defer: Function<'_, Function<'_, (), ()>, Function<'_, (), ()>> =
+            env.run_script(SETTLE_LATER)?;
+        let settle_later = defer.call(settle)?;
+        let wake: Wake = settle_later
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(move |context| {
-                settling.settle_arrived(&context.env);
-                Ok(())
-            })?;
+            .build_callback(|_| Ok(()))?;
         ledger.wake.set(wake.raw());
         Ok((ledger, Arc::new(Courier { inbox, wake })))
     }
