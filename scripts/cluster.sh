@@ -4,6 +4,8 @@
 #
 #   scripts/cluster.sh install       # tansu built with its postgres engine, and PostgreSQL
 #   scripts/cluster.sh installed     # exit 0 if both are there (installs nothing)
+#   scripts/cluster.sh installed tansu   # exit 0 if that tansu is there (`start` installs
+#                                    # PostgreSQL with apt-get when missing, in ~1 min)
 #   scripts/cluster.sh start         # fresh database + schema + brokers 1-3 on ports P, P+1, P+2;
 #                                    # last stdout line: KAFKA_BROKERS=127.0.0.1:P,...:P+1,...:P+2
 #   scripts/cluster.sh stop          # stop the brokers and PostgreSQL, delete the data (idempotent)
@@ -26,10 +28,17 @@
 # three addresses sends everything to the broker whose metadata it read last, and after
 # that broker dies it learns node 111's new address from one of the others.
 # The tansu of scripts/broker.sh (a prebuilt wheel) has no postgres engine, so `install`
-# builds one with cargo (crates.io tansu 0.6.0: 25 min, 35 CPU-min, on 2 busy cores; once)
-# into ${XDG_CACHE_HOME:-~/.cache}/kafka-napi/, outside the work tree so that every clone
-# and CI checkout on the machine reuses it. PostgreSQL comes from Debian's packages:
-# installed with apt-get when missing (as root), else unpacked into .tools/postgresql.
+# builds one with cargo (crates.io tansu 0.6.0: 25-27 min, 35-39 CPU-min, on 2 busy cores;
+# a 60 MB binary; once). There is no cheaper build: tansu's default features only switch on
+# its own crates, and the heavy engines (iceberg, delta, parquet: arrow/datafusion; libsql,
+# turso, slatedb, dynostore) are off unless named, so `--no-default-features --features
+# postgres` resolves the same 558 crates. The time goes to crates every build needs:
+# aws-lc-sys and zstd-sys (C), tansu-sans-io (generated protocol code), tansu-storage, rhai
+# and the tansu binary crate itself. So no test builds it unasked: the failover test is
+# skipped without it. It goes into ${XDG_CACHE_HOME:-~/.cache}/kafka-napi/, outside the
+# work tree so that every clone and CI checkout on the machine reuses it. PostgreSQL comes
+# from Debian's packages: installed with apt-get when missing (as root), else unpacked into
+# .tools/postgresql.
 # PostgreSQL refuses to run as root: as root the database runs as the `postgres` user
 # (or `nobody`). It runs with fsync=off: the tests kill brokers, never the database.
 # State lives in .tools/run/ (git-ignored): pg-cluster-<P>/ (data, socket, log),
@@ -268,7 +277,7 @@ install_tansu() {
   tansu_ok && return 0 # installed by somebody else while we waited
   command -v cargo >/dev/null 2>&1 || die "cargo is needed to build tansu with its postgres engine"
   log "building tansu $CRATE_VERSION with the '$CRATE_FEATURES' feature from crates.io into $TANSU_HOME"
-  log "  (the prebuilt tansu of scripts/broker.sh has no postgres engine); ~25 min on 2 cores, once"
+  log "  (the prebuilt tansu of scripts/broker.sh has no postgres engine); ~26 min on 2 cores, once"
   local t0=$SECONDS
   rm -f "$TANSU_STAMP"
   nice -n 10 cargo install --locked tansu --version "$CRATE_VERSION" --features "$CRATE_FEATURES" \
@@ -394,9 +403,13 @@ cmd_install() {
   install_tansu
 }
 
-cmd_installed() {
-  find_pg_bindir >/dev/null || { log "PostgreSQL is not installed"; return 1; }
-  tansu_ok || { log "no tansu with the postgres engine at $TANSU"; return 1; }
+cmd_installed() { # cmd_installed [tansu]
+  case "${1:-}" in
+    '' | tansu) ;;
+    *) die "installed takes no argument or 'tansu', got '$1'" ;;
+  esac
+  [[ "${1:-}" == tansu ]] || find_pg_bindir >/dev/null || { log "PostgreSQL is not installed"; return 1; }
+  tansu_ok || { log "no tansu with the postgres engine at $TANSU (build it: scripts/cluster.sh install)"; return 1; }
 }
 
 cluster_up() { # all brokers and the database answer
@@ -503,7 +516,7 @@ cmd_pid() {
 
 case "${1:-}" in
   install) cmd_install ;;
-  installed) cmd_installed ;;
+  installed) cmd_installed "${2:-}" ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
