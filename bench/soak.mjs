@@ -40,7 +40,9 @@ if (!Number.isInteger(total) || total < 1000) throw new Error('--events must be 
 const mb = (bytes) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 const samples = [];
 const started = Date.now();
-const sample = (phase) => samples.push({ atMs: Date.now() - started, phase, rssMb: mb(process.memoryUsage().rss) });
+let handled = 0;
+const sample = (phase) =>
+  samples.push({ atMs: Date.now() - started, phase, handled, rssMb: mb(process.memoryUsage().rss) });
 
 const topic = `soak-${Date.now()}`;
 const producer = new KafkaProducer({ brokers, clientId: 'soak-producer', logLevel: 'warn' });
@@ -49,7 +51,6 @@ await producer.ensureTopics([{ name: topic, partitions: Number(args.partitions) 
 
 // One byte per id: how often it was handled.
 const seen = new Uint8Array(total);
-let handled = 0;
 let duplicated = 0;
 const consumer = await registerConsumer(
   topic,
@@ -146,8 +147,14 @@ await producer.disconnect();
 let lost = 0;
 for (let id = 0; id < total; id++) if (seen[id] === 0) lost += 1;
 const streaming = samples.filter((s) => s.phase !== 'idle');
-// Growth is measured from the end of the first tenth of the run (buffers and JIT warm).
-const warmAt = samples.find((s) => s.atMs >= streamSeconds * 100) ?? samples[0];
+// RSS by how much of the stream was handled: growth is measured from a fifth of the way (the
+// consumer's prefetch full, buffers and JIT warm) to the end, so it shows what grows per event.
+const rssAtHandled = {};
+for (let tenth = 1; tenth <= 10; tenth++) {
+  const at = streaming.find((s) => s.handled >= (total * tenth) / 10) ?? streaming[streaming.length - 1];
+  rssAtHandled[`${tenth * 10}%`] = at.rssMb;
+}
+const warmAt = streaming.find((s) => s.handled >= total / 5) ?? samples[0];
 const peak = Math.max(...samples.map((s) => s.rssMb));
 const last = samples[samples.length - 1];
 const lastStreaming = streaming[streaming.length - 1];
@@ -172,7 +179,8 @@ const result = {
     peak,
     endOfStream: lastStreaming.rssMb,
     idle: last.rssMb,
-    growthAfterWarmUp: Math.round((lastStreaming.rssMb - warmAt.rssMb) * 10) / 10,
+    growthAfterFirstFifth: Math.round((lastStreaming.rssMb - warmAt.rssMb) * 10) / 10,
+    atHandled: rssAtHandled,
   },
   samples,
 };
