@@ -382,6 +382,7 @@ export function typeChecks(payload: EachMessagePayload, sent: RecordMetadata, me
         .map((file) => file.replace(/\.ts$/, ''));
       const expected = [
         'CHANGELOG.md',
+        'LICENSE',
         'README.md',
         'index.d.ts',
         'index.js',
