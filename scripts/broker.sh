@@ -55,17 +55,9 @@ PIDFILE="$RUN_DIR/tansu-$PORT.pid"
 LOGFILE="$RUN_DIR/tansu-$PORT.log"
 LOCKFILE="$RUN_DIR/tansu-$PORT.lock"
 
-now_ms() { # wall clock in ms (bash 5 EPOCHREALTIME; whole seconds elsewhere)
-  if [[ -n "${EPOCHREALTIME:-}" ]]; then
-    local t=${EPOCHREALTIME/[.,]/}
-    echo $((t / 1000))
-  else
-    echo $(($(date +%s) * 1000))
-  fi
-}
-
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/tansu-lib.sh
+. "$SCRIPTS/tansu-lib.sh"
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
@@ -76,30 +68,7 @@ case "$PORT" in
   '' | *[!0-9]*) die "KAFKA_TEST_PORT must be a number, got '$PORT'" ;;
 esac
 
-sha256_of() {
-  if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then
-    shasum -a 256 "$1" | cut -d' ' -f1
-  else
-    python3 -c 'import hashlib,sys;print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"
-  fi
-}
-
-# Serialise concurrent invocations on one lock file (fd 9). No-op without flock (macOS).
-take_lock() {
-  mkdir -p "$(dirname "$1")"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$1"
-    flock 9
-  fi
-}
-
 # ---------------------------------------------------------------------------- install
-
-file_sig() { # size, mtime, inode (GNU stat, else BSD stat)
-  stat -c '%s %Y %i' "$1" 2>/dev/null || stat -f '%z %m %i' "$1" 2>/dev/null || true
-}
 
 installed_ok() {
   [[ -x "$INSTALLED_BIN" ]] || return 1
@@ -215,27 +184,9 @@ probe() { # probe <timeoutMs>: ApiVersions against our address
   node "$SCRIPTS/kafka-ready.mjs" "$HOST:$PORT" "$1"
 }
 
-read_pid() {
-  local pid=""
-  if [[ -f "$PIDFILE" ]]; then
-    read -r pid <"$PIDFILE" || true
-  fi
-  [[ "$pid" =~ ^[0-9]+$ ]] && echo "$pid"
-}
-
-# True if $1 is a live (not zombie) process running a tansu executable (guards against
-# pid reuse).
-is_tansu() {
-  local comm
-  kill -0 "$1" 2>/dev/null || return 1
-  [[ "$(ps -p "$1" -o stat= 2>/dev/null)" != Z* ]] || return 1
-  comm="$(ps -p "$1" -o comm= 2>/dev/null)" || return 1
-  [[ "$(basename "${comm## }")" == tansu* ]]
-}
-
 our_pid() { # prints pid of our running broker for $PORT, if any
   local pid
-  pid="$(read_pid)" || return 1
+  pid="$(read_pid_file "$PIDFILE")" || return 1
   is_tansu "$pid" || return 1
   echo "$pid"
 }

@@ -67,20 +67,12 @@ LOCAL_PG="$TOOLS/postgresql" # Debian packages unpacked without root
 LOCKFILE="$RUN_DIR/cluster-$PORT.lock"
 
 log() { printf 'cluster.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/tansu-lib.sh
+. "$SCRIPTS/tansu-lib.sh"
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
   exit 2
-}
-
-now_ms() { # wall clock in ms (bash 5 EPOCHREALTIME; whole seconds elsewhere)
-  if [[ -n "${EPOCHREALTIME:-}" ]]; then
-    local t=${EPOCHREALTIME/[.,]/}
-    echo $((t / 1000))
-  else
-    echo $(($(date +%s) * 1000))
-  fi
 }
 
 case "$PORT" in
@@ -105,17 +97,6 @@ check_n() {
     1 | 2 | 3) ;;
     *) die "expected a broker number 1, 2 or 3, got '${1:-}'" ;;
   esac
-}
-
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-# Serialise invocations for one cluster on one lock file (fd 9). No-op without flock.
-take_lock() {
-  mkdir -p "$RUN_DIR"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$LOCKFILE"
-    flock 9
-  fi
 }
 
 # ------------------------------------------------------------------------- PostgreSQL
@@ -249,8 +230,6 @@ stop_postgres() { # stop_postgres <dir>
 
 # ---------------------------------------------------------------------------- tansu
 
-file_sig() { stat -c '%s %Y %i' "$1" 2>/dev/null || true; }
-
 tansu_ok() {
   [[ -x "$TANSU" ]] || return 1
   [[ -n "${TANSU_PG_BIN:-}" ]] && return 0
@@ -287,23 +266,7 @@ install_tansu() {
   log "built tansu in $((SECONDS - t0)) s"
 }
 
-read_pid() {
-  local pid="" file
-  file="$(broker_pidfile "$1")"
-  if [[ -f "$file" ]]; then
-    read -r pid <"$file" || true
-  fi
-  [[ "$pid" =~ ^[0-9]+$ ]] && echo "$pid"
-}
-
-# True if $1 is a live (not zombie) tansu process (guards against pid reuse).
-is_tansu() {
-  local comm
-  kill -0 "$1" 2>/dev/null || return 1
-  [[ "$(ps -p "$1" -o stat= 2>/dev/null)" != Z* ]] || return 1
-  comm="$(ps -p "$1" -o comm= 2>/dev/null)" || return 1
-  [[ "$(basename "${comm## }")" == tansu* ]]
-}
+read_pid() { read_pid_file "$(broker_pidfile "$1")"; } # read_pid <n>
 
 broker_pid() { # prints the pid of broker $1 if it runs
   local pid
@@ -430,7 +393,7 @@ cmd_start() {
   command -v node >/dev/null 2>&1 || die "node is required (readiness probe scripts/kafka-ready.mjs)"
   install_tansu
   setup
-  take_lock
+  take_lock "$LOCKFILE"
   if cluster_up; then
     log "reusing the cluster already running on $(all_addresses)"
     echo "KAFKA_BROKERS=$(all_addresses)"
@@ -462,7 +425,7 @@ cmd_start() {
 cmd_stop() {
   [[ -d "$RUN_DIR" ]] || return 0
   setup --no-install
-  take_lock
+  take_lock "$LOCKFILE"
   teardown
   log "stopped the cluster on port $PORT"
 }
@@ -488,7 +451,7 @@ cmd_status() {
 
 cmd_kill() {
   check_n "${1:-}"
-  take_lock
+  take_lock "$LOCKFILE"
   local pid
   pid="$(broker_pid "$1")" || die "broker $1 is not running"
   stop_broker "$1" KILL
@@ -499,7 +462,7 @@ cmd_restart() {
   check_n "${1:-}"
   install_tansu
   setup
-  take_lock
+  take_lock "$LOCKFILE"
   pg_running "$(pg_dir)" || die "the cluster's PostgreSQL is not running: use start"
   stop_broker "$1" TERM
   local t0
