@@ -1,5 +1,11 @@
 import { Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { type ConsumedMessage, type ConsumerHandle, type ConsumerStats, registerConsumer } from 'kafka-napi';
+import {
+  type ConsumedMessage,
+  type ConsumerHandle,
+  type ConsumerMetrics,
+  type ConsumerStats,
+  registerConsumer,
+} from 'kafka-napi';
 import type { KafkaConsumerConfig } from './kafka-config';
 import { errorSummary } from './kafka-producer.service';
 import { toKafkaLogger } from './logger';
@@ -16,6 +22,17 @@ export type KafkaConsumerState = 'idle' | 'starting' | 'running' | 'paused' | 'r
 
 /** How long to wait before registering again after a failed attempt. */
 const RESTART_DELAY_MS = 5_000;
+
+/**
+ * Every consumer service of the process between its module's init and destroy, in
+ * start order: what `KafkaHealthIndicator` reports on.
+ */
+const liveConsumers = new Set<BaseKafkaConsumerService>();
+
+/** The consumer services started and not yet destroyed, in start order. */
+export function liveKafkaConsumers(): BaseKafkaConsumerService[] {
+  return [...liveConsumers];
+}
 
 /**
  * The base of every consumer: extend it, call `super(config, name)` and
@@ -42,7 +59,8 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
 
   protected constructor(
     protected readonly consumerConfig: KafkaConsumerConfig,
-    protected readonly name: string,
+    /** The consumer's name: its logger context and its key in health reports. */
+    readonly name: string,
   ) {
     this.logger = new Logger(name);
   }
@@ -68,6 +86,7 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
   }
 
   onModuleInit(): void {
+    liveConsumers.add(this);
     this.starting = this.start();
   }
 
@@ -75,11 +94,16 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
     this.closing = true;
     this.currentState = 'closed';
     this.cancelRestartDelay?.();
-    await this.starting;
-    for (const resolve of this.readyWaiters.splice(0)) resolve();
-    const handle = this.handle;
-    this.handle = undefined;
-    await handle?.close();
+    try {
+      await this.starting;
+      for (const resolve of this.readyWaiters.splice(0)) resolve();
+      const handle = this.handle;
+      this.handle = undefined;
+      await handle?.close();
+    } finally {
+      // Reported (as `closed`, so down) while it drains; gone once it has left the group.
+      liveConsumers.delete(this);
+    }
   }
 
   /** Resolves once the consumer has joined its group (or has been closed). */
@@ -101,6 +125,14 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
   /** Counters and lag, once running. */
   stats(): ConsumerStats | undefined {
     return this.handle?.stats();
+  }
+
+  /**
+   * The consumer's metrics (counters, rates, processing time, lag, rebalances, broker
+   * connectivity from librdkafka's statistics), once running; else `undefined`.
+   */
+  metrics(): ConsumerMetrics | undefined {
+    return this.handle?.metrics();
   }
 
   /** Stops taking new messages (in-flight ones finish). */

@@ -1,7 +1,9 @@
 /**
  * The NestJS layer of kafka-napi: a global producer module, a base class for
- * consumers and the centralised config helper. `@nestjs/common` and
- * `@nestjs/core` are peer dependencies; the core package works without them.
+ * consumers, a terminus-style health indicator and the centralised config helper.
+ * `@nestjs/common` and `@nestjs/core` are peer dependencies; the core package works
+ * without them. `@nestjs/terminus` is optional: the health indicator only returns
+ * results in its shape.
  */
 export {
   BaseKafkaConsumerService,
@@ -16,6 +18,15 @@ export {
   type KafkaProducerConfig,
   PLATFORM_TOPICS,
 } from './kafka-config';
+export {
+  type KafkaConsumerHealth,
+  type KafkaConsumerHealthOptions,
+  type KafkaConsumersHealth,
+  type KafkaHealth,
+  KafkaHealthIndicator,
+  type KafkaHealthStatus,
+  type KafkaProducerHealth,
+} from './kafka-health.indicator';
 export { KafkaProducerModule, type KafkaProducerModuleAsyncOptions } from './kafka-producer.module';
 export {
   KAFKA_PRODUCER_OPTIONS,

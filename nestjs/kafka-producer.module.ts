@@ -1,4 +1,5 @@
 import { type DynamicModule, Global, type InjectionToken, Module, type ModuleMetadata } from '@nestjs/common';
+import { KafkaHealthIndicator } from './kafka-health.indicator';
 import {
   KAFKA_PRODUCER_OPTIONS,
   type KafkaProducerModuleOptions,
@@ -11,15 +12,18 @@ export interface KafkaProducerModuleAsyncOptions extends Pick<ModuleMetadata, 'i
   useFactory: (...args: any[]) => KafkaProducerModuleOptions | Promise<KafkaProducerModuleOptions>;
 }
 
+/** What the module provides, whichever way it is imported. */
+const PROVIDED = [KafkaProducerService, KafkaHealthIndicator];
+
 /**
  * The global producer module: import it once (in `AppModule`) and inject
- * `KafkaProducerService` anywhere. Imported as it is, it takes its settings from
- * the environment (`KAFKA_BROKERS`, `KAFKA_CLIENT_ID`, ...).
+ * `KafkaProducerService` (and `KafkaHealthIndicator`) anywhere. Imported as it is,
+ * it takes its settings from the environment (`KAFKA_BROKERS`, `KAFKA_CLIENT_ID`, ...).
  */
 @Global()
 @Module({
-  providers: [{ provide: KAFKA_PRODUCER_OPTIONS, useValue: {} }, KafkaProducerService],
-  exports: [KafkaProducerService],
+  providers: [{ provide: KAFKA_PRODUCER_OPTIONS, useValue: {} }, ...PROVIDED],
+  exports: PROVIDED,
 })
 export class KafkaProducerModule {
   /** With options known up front (over the environment's). */
@@ -27,8 +31,8 @@ export class KafkaProducerModule {
     return {
       module: KafkaProducerModule,
       global: true,
-      providers: [{ provide: KAFKA_PRODUCER_OPTIONS, useValue: options }, KafkaProducerService],
-      exports: [KafkaProducerService],
+      providers: [{ provide: KAFKA_PRODUCER_OPTIONS, useValue: options }, ...PROVIDED],
+      exports: PROVIDED,
     };
   }
 
@@ -40,9 +44,9 @@ export class KafkaProducerModule {
       imports: options.imports ?? [],
       providers: [
         { provide: KAFKA_PRODUCER_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
-        KafkaProducerService,
+        ...PROVIDED,
       ],
-      exports: [KafkaProducerService],
+      exports: PROVIDED,
     };
   }
 }

@@ -3,6 +3,7 @@ import {
   KafkaProducer,
   type MovieEventType,
   type ProducerBatch,
+  type ProducerMetrics,
   type ProducerRecord,
   type RecordMetadata,
   type SendMessageOptions,
@@ -111,6 +112,14 @@ export class KafkaProducerService implements OnModuleInit, OnApplicationShutdown
   /** Whether the brokers are reachable right now. */
   get isConnected(): boolean {
     return this.producer.isConnected;
+  }
+
+  /**
+   * The producer's metrics: counters, delivery rate and latency, and each broker's state
+   * and round-trip time from librdkafka's statistics (every `statisticsIntervalMs`).
+   */
+  metrics(): ProducerMetrics {
+    return this.producer.metrics();
   }
 }
 

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { AnalyticsModule } from './analytics/analytics.module';
 import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { KafkaConsumerIndexModule } from './modules/kafka/consumer/kafka-consumer-index.module';
 import { KafkaProducerModule } from './modules/kafka/producer/kafka-producer.module';
 import { MovieModule } from './movies/movie.module';
@@ -17,6 +18,7 @@ import { NotificationModule } from './notifications/notification.module';
     AnalyticsModule,
     NotificationModule,
     HealthModule,
+    MetricsModule,
   ],
 })
 export class AppModule {}

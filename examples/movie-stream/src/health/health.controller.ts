@@ -1,46 +1,25 @@
-import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
-import { AnalyticsConsumerService } from '../modules/kafka/consumer/analytics/kafka-consumer-analytics.service';
-import type { ConsumerHealth } from '../modules/kafka/consumer/base/kafka-consumer.interface';
-import { MovieConsumerService } from '../modules/kafka/consumer/movie/kafka-consumer-movie.service';
-import { NotificationConsumerService } from '../modules/kafka/consumer/notification/kafka-consumer-notification.service';
-import { KafkaProducerService } from '../modules/kafka/producer/kafka-producer.service';
+import { Controller, Get } from '@nestjs/common';
+import { HealthCheck, type HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
+import { KafkaHealthIndicator } from 'kafka-napi/nestjs';
 
-export interface HealthReport {
-  status: 'ok' | 'unavailable';
-  producer: { connected: boolean };
-  consumers: Record<string, ConsumerHealth>;
-}
-
-/** 200 when the producer is connected and every consumer is running; 503, with the same report, otherwise. */
+/**
+ * Terminus' health check over kafka-napi's indicator: 200 with `status: 'ok'` while the producer
+ * reaches a broker and every consumer is running and reaches one; otherwise 503 with
+ * `status: 'error'`, the failing parts (and why) under `error`, and everything under `details`.
+ */
 @Controller('health')
 export class HealthController {
   constructor(
-    private readonly kafkaProducer: KafkaProducerService,
-    private readonly movieConsumer: MovieConsumerService,
-    private readonly analyticsConsumer: AnalyticsConsumerService,
-    private readonly notificationConsumer: NotificationConsumerService,
+    private readonly health: HealthCheckService,
+    private readonly kafka: KafkaHealthIndicator,
   ) {}
 
   @Get()
-  check(): HealthReport {
-    const consumers = {
-      movie: this.movieConsumer,
-      analytics: this.analyticsConsumer,
-      notification: this.notificationConsumer,
-    };
-    const report: HealthReport = {
-      status: 'ok',
-      producer: { connected: this.kafkaProducer.isConnected },
-      consumers: Object.fromEntries(
-        Object.entries(consumers).map(([name, consumer]) => [
-          name,
-          consumer.error === undefined ? { state: consumer.state } : { state: consumer.state, error: consumer.error },
-        ]),
-      ),
-    };
-    const healthy =
-      report.producer.connected && Object.values(report.consumers).every((consumer) => consumer.state === 'running');
-    if (healthy) return report;
-    throw new ServiceUnavailableException({ ...report, status: 'unavailable' });
+  @HealthCheck()
+  check(): Promise<HealthCheckResult> {
+    return this.health.check([
+      () => this.kafka.checkProducer('kafka-producer'),
+      () => this.kafka.checkConsumers('kafka-consumers'),
+    ]);
   }
 }

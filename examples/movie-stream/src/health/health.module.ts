@@ -1,9 +1,10 @@
 import { Module } from '@nestjs/common';
-import { KafkaConsumerIndexModule } from '../modules/kafka/consumer/kafka-consumer-index.module';
+import { TerminusModule } from '@nestjs/terminus';
 import { HealthController } from './health.controller';
 
+/** `GET /health`; `KafkaHealthIndicator` comes from the global producer module. */
 @Module({
-  imports: [KafkaConsumerIndexModule],
+  imports: [TerminusModule],
   controllers: [HealthController],
 })
 export class HealthModule {}

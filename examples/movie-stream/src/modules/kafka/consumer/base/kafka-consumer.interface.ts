@@ -2,8 +2,6 @@
  * The types the consumers work with. The platform's events and the message payload come
  * from kafka-napi; this file keeps the app's import paths and adds the app's own event.
  */
-import type { KafkaConsumerState } from 'kafka-napi/nestjs';
-
 export type { AnalyticsEvent, AnalyticsEventType, MovieEvent, MovieEventType, MovieViewEvent } from 'kafka-napi';
 export type { EachMessagePayload, KafkaConsumerConfig, KafkaConsumerState } from 'kafka-napi/nestjs';
 
@@ -35,10 +33,3 @@ export const NOTIFICATION_EVENT_SCHEMA = {
     timestamp: { type: 'integer' },
   },
 } as const;
-
-/** How a consumer is doing, as `GET /health` reports it. */
-export interface ConsumerHealth {
-  state: KafkaConsumerState;
-  /** Why it could not start, while it is retrying. */
-  error?: string;
-}
