@@ -17,6 +17,11 @@ export declare class ConsumerHandle {
   pause(): void
   resume(): void
   stats(): ConsumerStats
+  /**
+   * Counters, processing time, lag per partition, connectivity and
+   * librdkafka's latest statistics. Cheap: read from memory.
+   */
+  metrics(): ConsumerMetrics
   /** The partitions this member currently owns. */
   assignment(): Array<TopicPartition>
   get name(): string
@@ -79,6 +84,11 @@ export declare class KafkaProducer {
    * when librdkafka reports every broker down, `true` again on recovery).
    */
   get isConnected(): boolean
+  /**
+   * Counters, delivery latency, queue depth, connectivity and librdkafka's
+   * latest statistics. Cheap: read from memory.
+   */
+  metrics(): ProducerMetrics
   /** The client id in use (from options, `KAFKA_CLIENT_ID` or the default). */
   get clientId(): string
   /** The bootstrap brokers in use. */
@@ -107,6 +117,24 @@ export interface BatchConfig {
   maxWaitMs?: number
 }
 
+/** One broker connection, from librdkafka's latest statistics. */
+export interface BrokerMetrics {
+  /** `host:port/id` (`/bootstrap` for an address not yet matched to a broker). */
+  name: string
+  /** -1 for a bootstrap address. */
+  nodeId: number
+  /** librdkafka's connection state: `UP`, `DOWN`, `CONNECT`, `INIT`, ... */
+  state: string
+  /** Request round trip over the last statistics interval. */
+  rttAvgMs: number
+  rttP99Ms: number
+  requestErrors: number
+  requestRetries: number
+  requestTimeouts: number
+  connects: number
+  disconnects: number
+}
+
 /** Options of `connect`. */
 export interface ConnectOptions {
   /**
@@ -130,6 +158,51 @@ export interface ConsumedMessage {
   timestamp?: number | null
   /** 1 on first delivery, 2, 3, … on retries. */
   attempt: number
+}
+
+/**
+ * `consumer.metrics()`: `stats()` plus rates, timings, connectivity and
+ * librdkafka's view of the group and brokers.
+ */
+export interface ConsumerMetrics {
+  name: string
+  groupId: string
+  handle: string
+  /**
+   * `false` from the moment librdkafka reports every broker down until a
+   * statistics report shows a broker up again.
+   */
+  connected: boolean
+  brokersUp: number
+  received: number
+  /** Messages whose callback succeeded. */
+  processed: number
+  retried: number
+  deadLettered: number
+  skipped: number
+  /** Received and not yet committed (see `maxInFlight`). */
+  inFlight: number
+  paused: boolean
+  /** Messages processed per second over the last statistics interval. */
+  processedPerSecond: number
+  /**
+   * Time in the callback per message (a run of messages handed over
+   * together shares its time among them).
+   */
+  processingTime: LatencySummary
+  /**
+   * Per assigned partition: messages after the last one handled. Kept
+   * current while paused (the high watermark is read every second).
+   */
+  lag: Array<PartitionLag>
+  /** The sum of `lag`. */
+  totalLag: number
+  /** Assignments and revocations so far (librdkafka's count). */
+  rebalances: number
+  /** librdkafka's group state (`up`, `wait-join`, ...), at the last report. */
+  groupState?: string
+  brokers: Array<BrokerMetrics>
+  statisticsAt?: number
 }
 
 /** Options of `registerConsumer`. Every field is optional. */
@@ -178,6 +251,12 @@ export interface ConsumerOptions {
   drainTimeoutMs?: number
   /** How long `registerConsumer` waits to join the group. Default 60000. */
   joinTimeoutMs?: number
+  /**
+   * How often librdkafka reports the statistics behind `metrics()` (broker
+   * state, group state, rebalances); `connected` comes back on the next
+   * report after an outage. Default `KAFKA_STATISTICS_INTERVAL_MS`, else 5000; 0 turns them off.
+   */
+  statisticsIntervalMs?: number
   logLevel?: LogLevel
   logger?: KafkaLogger
   /** Any librdkafka consumer property. */
@@ -207,6 +286,18 @@ export interface KafkaLogger {
   log?: (message: string, context: string) => void
   debug?: (message: string, context: string) => void
   verbose?: (message: string, context: string) => void
+}
+
+/**
+ * Milliseconds; quantiles are estimated within fixed buckets (as
+ * Prometheus's `histogram_quantile` does). All 0 before the first observation.
+ */
+export interface LatencySummary {
+  count: number
+  meanMs: number
+  p50Ms: number
+  p90Ms: number
+  p99Ms: number
 }
 
 /** Levels, from quietest to most verbose. */
@@ -258,6 +349,42 @@ export interface ProducerBatch {
   topicMessages: Array<ProducerRecord>
 }
 
+/** `producer.metrics()`. Counters run from the producer's creation. */
+export interface ProducerMetrics {
+  clientId: string
+  /** librdkafka's name of the client (`rdkafka#producer-1`), unique in the process. */
+  handle: string
+  /**
+   * `false` from the moment librdkafka reports every broker down until
+   * contact is made again.
+   */
+  connected: boolean
+  /** Brokers with an open connection, at the last statistics report. */
+  brokersUp: number
+  /** Messages accepted by `send` and the typed helpers. */
+  sent: number
+  /** Messages the cluster acknowledged. */
+  delivered: number
+  /** Messages whose send rejected after being accepted (timeout, refusal, disconnect). */
+  failed: number
+  /** Requests librdkafka retried (a retry never duplicates: the producer is idempotent). */
+  retries: number
+  /** Request errors librdkafka saw (transport errors, error responses). */
+  requestErrors: number
+  /** Messages sent and not yet acknowledged: the queue depth. */
+  queued: number
+  /** Deliveries per second over the last statistics interval. */
+  deliveredPerSecond: number
+  /** From the send call to the cluster's acknowledgement. */
+  deliveryLatency: LatencySummary
+  brokers: Array<BrokerMetrics>
+  /**
+   * When librdkafka's statistics were taken (ms since the epoch); absent
+   * before the first report or with `statisticsIntervalMs: 0`.
+   */
+  statisticsAt?: number
+}
+
 /**
  * Options of `new KafkaProducer(options)`. Every field is optional; brokers
  * and client id fall back to `KAFKA_BROKERS` and `KAFKA_CLIENT_ID`.
@@ -288,6 +415,12 @@ export interface ProducerOptions {
    * write to (e.g. `staging.`). Default `KAFKA_TOPIC_PREFIX`, else none.
    */
   topicPrefix?: string
+  /**
+   * How often librdkafka reports the statistics behind `metrics()` (broker
+   * state and round trips, retries). Default `KAFKA_STATISTICS_INTERVAL_MS`,
+   * else 5000; 0 turns them off.
+   */
+  statisticsIntervalMs?: number
 }
 
 /** The argument of `send`. */
@@ -295,6 +428,20 @@ export interface ProducerRecord {
   topic: string
   messages: Array<Message>
 }
+
+/**
+ * `text/plain; version=0.0.4; charset=utf-8`: the `Content-Type` to serve
+ * `prometheusMetrics()` with.
+ */
+export declare const PROMETHEUS_CONTENT_TYPE: string
+
+/**
+ * Every live producer and consumer of the process in the Prometheus text
+ * format (0.0.4), for a `GET /metrics` endpoint. Series are labelled with
+ * `client_id` (producers) or `consumer` and `group` (consumers), plus
+ * librdkafka's `handle` name, unique in the process. Closed clients leave it.
+ */
+export declare function prometheusMetrics(): string
 
 /** Where a message was written. */
 export interface RecordMetadata {

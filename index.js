@@ -842,5 +842,7 @@ module.exports.AnalyticsEventType = nativeBinding.AnalyticsEventType
 module.exports.LogLevel = nativeBinding.LogLevel
 module.exports.LogLevelName = nativeBinding.LogLevelName
 module.exports.MovieEventType = nativeBinding.MovieEventType
+module.exports.PROMETHEUS_CONTENT_TYPE = nativeBinding.PROMETHEUS_CONTENT_TYPE
+module.exports.prometheusMetrics = nativeBinding.prometheusMetrics
 module.exports.registerConsumer = nativeBinding.registerConsumer
 module.exports.topics = nativeBinding.topics

@@ -8,7 +8,7 @@ use crate::binding::logger::JsLogSink;
 use crate::binding::producer::read_client_options;
 use crate::core::consumer::{
     BatchOptions, ConsumerHandle as CoreConsumerHandle, ConsumerOptions as CoreConsumerOptions,
-    DeadLetter,
+    ConsumerStats as CoreConsumerStats, DeadLetter,
 };
 use crate::core::schema::PayloadSchema;
 use napi::bindgen_prelude::{PromiseRaw, Unknown};
@@ -61,6 +61,10 @@ pub struct ConsumerOptions {
     pub drain_timeout_ms: Option<u32>,
     /// How long `registerConsumer` waits to join the group. Default 60000.
     pub join_timeout_ms: Option<u32>,
+    /// How often librdkafka reports the statistics behind `metrics()` (broker
+    /// state, group state, rebalances); `connected` comes back on the next
+    /// report after an outage. Default `KAFKA_STATISTICS_INTERVAL_MS`, else 5000; 0 turns them off.
+    pub statistics_interval_ms: Option<u32>,
     #[napi(ts_type = "LogLevel")]
     pub log_level: Option<String>,
     #[napi(ts_type = "KafkaLogger")]
@@ -133,6 +137,30 @@ pub struct ConsumerStats {
     pub lag: Vec<PartitionLag>,
 }
 
+impl From<CoreConsumerStats> for ConsumerStats {
+    fn from(stats: CoreConsumerStats) -> Self {
+        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        ConsumerStats {
+            received: count(stats.received),
+            processed: count(stats.processed),
+            retried: count(stats.retried),
+            dead_lettered: count(stats.dead_lettered),
+            skipped: count(stats.skipped),
+            in_flight: count(stats.in_flight),
+            paused: stats.paused,
+            lag: stats
+                .lag
+                .into_iter()
+                .map(|lag| PartitionLag {
+                    topic: lag.topic,
+                    partition: lag.partition,
+                    lag: lag.lag,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Consumers run until `close()`, as kafkajs consumers run until `disconnect()`:
 /// an application that lets go of the handle must not stop its delivery.
 static RUNNING: Mutex<Vec<Arc<CoreConsumerHandle>>> = Mutex::new(Vec::new());
@@ -175,26 +203,14 @@ impl JsConsumerHandle {
 
     #[napi(catch_unwind)]
     pub fn stats(&self) -> ConsumerStats {
-        let stats = self.inner.stats();
-        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        ConsumerStats {
-            received: count(stats.received),
-            processed: count(stats.processed),
-            retried: count(stats.retried),
-            dead_lettered: count(stats.dead_lettered),
-            skipped: count(stats.skipped),
-            in_flight: count(stats.in_flight),
-            paused: stats.paused,
-            lag: stats
-                .lag
-                .into_iter()
-                .map(|lag| PartitionLag {
-                    topic: lag.topic,
-                    partition: lag.partition,
-                    lag: lag.lag,
-                })
-                .collect(),
-        }
+        self.inner.stats().into()
+    }
+
+    /// Counters, processing time, lag per partition, connectivity and
+    /// librdkafka's latest statistics. Cheap: read from memory.
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> crate::binding::metrics::ConsumerMetrics {
+        self.inner.metrics().into()
     }
 
     /// The partitions this member currently owns.
@@ -298,6 +314,7 @@ const CONSUMER_OPTION_KEYS: &[&str] = &[
     "sessionTimeoutMs",
     "drainTimeoutMs",
     "joinTimeoutMs",
+    "statisticsIntervalMs",
     "logLevel",
     "logger",
     "config",

@@ -7,6 +7,7 @@ pub mod events;
 pub mod handoff;
 pub mod js;
 pub mod logger;
+pub mod metrics;
 pub mod producer;
 pub mod wake_queue;
 

@@ -44,6 +44,10 @@ pub struct ProducerOptions {
     /// Put in front of the topics `sendMovieEvent` and `sendMovieViewEvent`
     /// write to (e.g. `staging.`). Default `KAFKA_TOPIC_PREFIX`, else none.
     pub topic_prefix: Option<String>,
+    /// How often librdkafka reports the statistics behind `metrics()` (broker
+    /// state and round trips, retries). Default `KAFKA_STATISTICS_INTERVAL_MS`,
+    /// else 5000; 0 turns them off.
+    pub statistics_interval_ms: Option<u32>,
 }
 
 /// A logger such as `console`, Nest's `Logger` or pino: each present method
@@ -474,6 +478,13 @@ impl KafkaProducer {
         self.inner.is_connected()
     }
 
+    /// Counters, delivery latency, queue depth, connectivity and librdkafka's
+    /// latest statistics. Cheap: read from memory.
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> crate::binding::metrics::ProducerMetrics {
+        self.inner.metrics().into()
+    }
+
     /// The client id in use (from options, `KAFKA_CLIENT_ID` or the default).
     #[napi(getter, catch_unwind)]
     pub fn client_id(&self) -> String {
@@ -534,6 +545,7 @@ const PRODUCER_OPTION_KEYS: &[&str] = &[
     "enqueueTimeoutMs",
     "retryIntervalMs",
     "topicPrefix",
+    "statisticsIntervalMs",
 ];
 
 fn read_producer_options<'env>(
@@ -587,8 +599,13 @@ pub fn read_client_options(_env: &Env, options: &Object<'_>) -> CoreResult<Clien
             ))
         })
     })?;
-    let properties =
+    let mut properties =
         js::optional(options, "config", "options", read_string_map)?.unwrap_or_default();
+    if let Some(ms) = js::optional(options, "statisticsIntervalMs", "options", |value, what| {
+        js::integer(value, what, 0, 86_400_000)
+    })? {
+        properties.insert("statistics.interval.ms".into(), ms.to_string());
+    }
     Ok(ClientOptions {
         brokers,
         client_id,

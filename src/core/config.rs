@@ -17,6 +17,7 @@ pub const ENV_PROPERTIES: &[(&str, &str)] = &[
     ("KAFKA_SASL_USERNAME", "sasl.username"),
     ("KAFKA_SASL_PASSWORD", "sasl.password"),
     ("KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
+    ("KAFKA_STATISTICS_INTERVAL_MS", "statistics.interval.ms"),
 ];
 
 pub const ENV_BROKERS: &str = "KAFKA_BROKERS";

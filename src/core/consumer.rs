@@ -13,7 +13,12 @@ use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::validate_topic_name;
 use crate::core::logging::{ClientLog, LogLevel, LogSink};
-use crate::core::producer::{OutgoingMessage, Producer, ProducerOptions};
+use crate::core::metrics::{
+    self, ClientMetrics, ConsumerInstruments, ConsumerMetrics, MetricsSource,
+};
+use crate::core::producer::{
+    OutgoingMessage, Producer, ProducerOptions, DEFAULT_STATISTICS_INTERVAL_MS,
+};
 use crate::core::schema::{self, Decoded, PayloadSchema};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -32,7 +37,7 @@ use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -57,7 +62,12 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // As kafkajs and the Java client do: subscribing asks the cluster to create
     // a missing topic (where the cluster allows it).
     ("allow.auto.create.topics", "true"),
+    ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS),
 ];
+
+/// How often a consumer out of contact probes the cluster, and how often the
+/// high watermarks of a paused consumer's partitions are read from it.
+const MONITOR_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most messages of one lane handed to the application in one crossing:
 /// enough to amortise the crossing, few enough to keep the event loop free.
@@ -480,6 +490,15 @@ struct Shared {
     /// only when there is room while rebalance events keep flowing.
     queues: Mutex<Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>>,
     wakeup: Arc<Wakeup>,
+    instruments: ConsumerInstruments,
+    /// `false` once librdkafka reports every broker down; `true` again when
+    /// its statistics show a broker up (or the group assigns partitions).
+    connected: watch::Sender<bool>,
+    /// librdkafka's name of the consumer handle, set once it exists.
+    handle_name: OnceLock<String>,
+    /// High watermarks read from the cluster while fetching is paused, when
+    /// librdkafka's own (taken from fetch responses) stand still.
+    paused_high_watermarks: Mutex<HashMap<PartitionKey, i64>>,
 }
 
 /// Ends the poll thread's idle wait early: a partition queue received
@@ -515,6 +534,123 @@ impl Wakeup {
 impl Shared {
     fn span(&self) -> &tracing::Span {
         self.log.span()
+    }
+
+    /// Spreads a run's time in the callback over the messages it covered.
+    fn handled_in(&self, elapsed: Duration, messages: usize) {
+        if messages > 0 {
+            let count = u32::try_from(messages).unwrap_or(u32::MAX);
+            self.instruments
+                .processing_time
+                .observe_many(elapsed / count, u64::from(count));
+        }
+    }
+
+    fn metrics(&self) -> ConsumerMetrics {
+        ConsumerMetrics {
+            name: self.name.to_string(),
+            handle: self.handle_name.get().cloned().unwrap_or_default(),
+            group_id: self.group_id.clone(),
+            connected: *self.connected.borrow(),
+            stats: self.stats(),
+            processed_per_second: self.instruments.processed_per_second(),
+            processing_time: self.instruments.processing_time.snapshot(),
+            librdkafka: self.instruments.statistics(),
+        }
+    }
+
+    pub fn stats(&self) -> ConsumerStats {
+        let counters = &self.counters;
+        let lag = self.lag();
+        ConsumerStats {
+            received: counters.received.load(Ordering::Relaxed),
+            processed: counters.processed.load(Ordering::Relaxed),
+            retried: counters.retried.load(Ordering::Relaxed),
+            dead_lettered: counters.dead_lettered.load(Ordering::Relaxed),
+            skipped: counters.skipped.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed) as u64,
+            paused: self.user_paused.load(Ordering::Relaxed)
+                || self.backpressured.load(Ordering::Relaxed),
+            lag,
+        }
+    }
+
+    fn lag(&self) -> Vec<PartitionLag> {
+        let consumer = self.consumer.lock().ok().and_then(|guard| guard.clone());
+        let Some(consumer) = consumer else {
+            return Vec::new();
+        };
+        let positions: HashMap<PartitionKey, i64> = consumer
+            .position()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .filter_map(|element| match element.offset() {
+                        Offset::Offset(offset) => {
+                            Some(((element.topic().to_string(), element.partition()), offset))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stored: HashMap<PartitionKey, Option<i64>> = self
+            .tracker
+            .lock()
+            .map(|tracker| {
+                tracker
+                    .partitions
+                    .iter()
+                    .map(|(key, partition)| {
+                        (
+                            key.clone(),
+                            partition
+                                .outstanding
+                                .keys()
+                                .next()
+                                .copied()
+                                .or(partition.stored.map(|offset| offset + 1)),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let refreshed = self
+            .paused_high_watermarks
+            .lock()
+            .map(|watermarks| watermarks.clone())
+            .unwrap_or_default();
+        self.assignment
+            .lock()
+            .map(|assignment| assignment.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, partition)| {
+                let key = (topic.clone(), partition);
+                let high = match (
+                    watermark_high(&consumer, &topic, partition),
+                    refreshed.get(&key).copied(),
+                ) {
+                    (Some(cached), Some(read)) => Some(cached.max(read)),
+                    (cached, read) => cached.or(read),
+                };
+                let next = stored
+                    .get(&key)
+                    .copied()
+                    .flatten()
+                    .or_else(|| positions.get(&key).copied());
+                let lag = match (high, next) {
+                    (Some(high), Some(next)) => (high - next).max(0),
+                    (Some(high), None) => high.max(0),
+                    _ => 0,
+                };
+                PartitionLag {
+                    topic,
+                    partition,
+                    lag,
+                }
+            })
+            .collect()
     }
 
     fn finish(&self, message: &ReceivedMessage, generation: u64) {
@@ -623,6 +759,88 @@ impl ClientContext for ConsumerHooks {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.kafka.error(error, reason);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let processed = shared.counters.processed.load(Ordering::Relaxed);
+        if let Some(summary) = shared.instruments.record_statistics(statistics, processed) {
+            shared.connected.send_replace(summary.brokers_up() > 0);
+        }
+    }
+}
+
+impl MetricsSource for Shared {
+    fn collect(&self) -> Option<ClientMetrics> {
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(ClientMetrics::Consumer(self.metrics()))
+    }
+}
+
+/// Every [`MONITOR_INTERVAL`]: after an outage, probes the cluster until it
+/// answers, so `connected` comes back without waiting for statistics (which
+/// may be off); and while fetching is paused (by the application or by
+/// backpressure), when librdkafka's high watermarks stand still, reads them
+/// from the cluster so the lag keeps telling the truth.
+async fn monitor_consumer(shared: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(MONITOR_INTERVAL).await;
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        if strong.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let consumer = strong.consumer.lock().ok().and_then(|guard| guard.clone());
+        if !*strong.connected.borrow() {
+            let Some(consumer) = consumer else { continue };
+            let connected = strong.connected.clone();
+            drop(strong);
+            let probe = tokio::task::spawn_blocking(move || {
+                consumer.fetch_metadata(None, MONITOR_INTERVAL).is_ok()
+            })
+            .await;
+            if matches!(probe, Ok(true)) {
+                connected.send_replace(true);
+            }
+            continue;
+        }
+        let paused = strong.user_paused.load(Ordering::Acquire)
+            || strong.backpressured.load(Ordering::Acquire);
+        if !paused {
+            if let Ok(mut watermarks) = strong.paused_high_watermarks.lock() {
+                watermarks.clear();
+            }
+            continue;
+        }
+        let assignment = strong
+            .assignment
+            .lock()
+            .map(|assignment| assignment.clone())
+            .unwrap_or_default();
+        drop(strong);
+        let Some(consumer) = consumer else { continue };
+        let read = tokio::task::spawn_blocking(move || {
+            assignment
+                .into_iter()
+                .filter_map(|(topic, partition)| {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&topic, partition, MONITOR_INTERVAL)
+                        .ok()?;
+                    Some(((topic, partition), high))
+                })
+                .collect::<HashMap<_, _>>()
+        })
+        .await;
+        if let (Ok(read), Some(strong)) = (read, shared.upgrade()) {
+            if let Ok(mut watermarks) = strong.paused_high_watermarks.lock() {
+                *watermarks = read;
+            }
+        }
     }
 }
 
@@ -736,6 +954,7 @@ impl ConsumerContext for ConsumerHooks {
                 }
                 tracing::info!("Partitions assigned: {}", describe(&assigned));
                 shared.joined.send_replace(true);
+                shared.connected.send_replace(true);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(error) => tracing::error!("Rebalance error: {error}"),
@@ -987,9 +1206,16 @@ impl ConsumerHandle {
             consumer: Mutex::new(None),
             assignment: Mutex::new(Vec::new()),
             queues: Mutex::new(Vec::new()),
+            instruments: ConsumerInstruments::default(),
+            connected: watch::channel(false).0,
+            handle_name: OnceLock::new(),
+            paused_high_watermarks: Mutex::new(HashMap::new()),
         });
         let hooks = ConsumerHooks {
-            kafka: KafkaContext::new(shared.span().clone()),
+            kafka: KafkaContext::with_connection_state(
+                shared.span().clone(),
+                shared.connected.clone(),
+            ),
             shared: Arc::downgrade(&shared),
         };
         let mut consumer: BaseConsumer<ConsumerHooks> = settings
@@ -1005,6 +1231,12 @@ impl ConsumerHandle {
             .subscribe(&topics)
             .map_err(|error| CoreError::kafka("cannot subscribe", &error))?;
         let consumer = Arc::new(consumer);
+        let _ = shared
+            .handle_name
+            .set(metrics::handle_name(consumer.client()));
+        let source: Weak<dyn MetricsSource> = Arc::downgrade(&shared) as _;
+        metrics::register(source);
+        tokio::spawn(monitor_consumer(Arc::downgrade(&shared)).instrument(shared.span().clone()));
         if let Ok(mut slot) = shared.consumer.lock() {
             *slot = Some(consumer.clone());
         }
@@ -1096,89 +1328,12 @@ impl ConsumerHandle {
     }
 
     pub fn stats(&self) -> ConsumerStats {
-        let counters = &self.shared.counters;
-        let lag = self.lag();
-        ConsumerStats {
-            received: counters.received.load(Ordering::Relaxed),
-            processed: counters.processed.load(Ordering::Relaxed),
-            retried: counters.retried.load(Ordering::Relaxed),
-            dead_lettered: counters.dead_lettered.load(Ordering::Relaxed),
-            skipped: counters.skipped.load(Ordering::Relaxed),
-            in_flight: self.shared.in_flight.load(Ordering::Relaxed) as u64,
-            paused: self.shared.user_paused.load(Ordering::Relaxed)
-                || self.shared.backpressured.load(Ordering::Relaxed),
-            lag,
-        }
+        self.shared.stats()
     }
 
-    fn lag(&self) -> Vec<PartitionLag> {
-        let consumer = self
-            .shared
-            .consumer
-            .lock()
-            .ok()
-            .and_then(|guard| guard.clone());
-        let Some(consumer) = consumer else {
-            return Vec::new();
-        };
-        let positions: HashMap<PartitionKey, i64> = consumer
-            .position()
-            .map(|list| {
-                list.elements()
-                    .iter()
-                    .filter_map(|element| match element.offset() {
-                        Offset::Offset(offset) => {
-                            Some(((element.topic().to_string(), element.partition()), offset))
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let stored: HashMap<PartitionKey, Option<i64>> = self
-            .shared
-            .tracker
-            .lock()
-            .map(|tracker| {
-                tracker
-                    .partitions
-                    .iter()
-                    .map(|(key, partition)| {
-                        (
-                            key.clone(),
-                            partition
-                                .outstanding
-                                .keys()
-                                .next()
-                                .copied()
-                                .or(partition.stored.map(|offset| offset + 1)),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.assignment()
-            .into_iter()
-            .map(|(topic, partition)| {
-                let key = (topic.clone(), partition);
-                let high = watermark_high(&consumer, &topic, partition);
-                let next = stored
-                    .get(&key)
-                    .copied()
-                    .flatten()
-                    .or_else(|| positions.get(&key).copied());
-                let lag = match (high, next) {
-                    (Some(high), Some(next)) => (high - next).max(0),
-                    (Some(high), None) => high.max(0),
-                    _ => 0,
-                };
-                PartitionLag {
-                    topic,
-                    partition,
-                    lag,
-                }
-            })
-            .collect()
+    /// Counters, processing time, lag and librdkafka's latest statistics.
+    pub fn metrics(&self) -> ConsumerMetrics {
+        self.shared.metrics()
     }
 
     /// Stops fetching, lets in-flight messages finish (up to the drain
@@ -1641,6 +1796,7 @@ impl Dispatcher {
                     attempt: 1,
                 })
                 .collect();
+            let started = Instant::now();
             let outcome = self.handler.handle(deliveries).await;
             let handled = match &outcome {
                 Ok(()) => run.len(),
@@ -1648,6 +1804,11 @@ impl Dispatcher {
                 Err(Interrupted::Yielded { index }) => *index,
             }
             .min(run.len());
+            let attempted = match &outcome {
+                Err(Interrupted::Failed(_)) => (handled + 1).min(run.len()),
+                _ => handled,
+            };
+            self.shared.handled_in(started.elapsed(), attempted);
             self.shared
                 .counters
                 .processed
@@ -1778,7 +1939,10 @@ impl Dispatcher {
                     attempt,
                 })
                 .collect();
-            match self.handler.handle(deliveries).await {
+            let started = Instant::now();
+            let outcome = self.handler.handle(deliveries).await;
+            self.shared.handled_in(started.elapsed(), works.len());
+            match outcome {
                 // Single messages and batches never yield; run them again if one did.
                 Err(Interrupted::Yielded { .. }) => continue,
                 Ok(()) => {

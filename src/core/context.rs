@@ -69,6 +69,11 @@ impl ClientContext for KafkaContext {
         }
     }
 
+    /// Clients with metrics (producers, consumers) read statistics in their
+    /// own contexts; for the rest (admin clients) they are dropped, instead of
+    /// rust-rdkafka's default of logging every report at info level.
+    fn stats_raw(&self, _statistics: &[u8]) {}
+
     fn error(&self, error: KafkaError, reason: &str) {
         let _entered = self.span.enter();
         match error.rdkafka_error_code() {

@@ -6,12 +6,14 @@
 
 use crate::core::context::KafkaContext;
 use crate::core::error::{CoreError, Result};
+use crate::core::metrics::ProducerInstruments;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Where a message was written, as librdkafka reports it.
@@ -41,16 +43,41 @@ pub enum Notify {
     Sink { tag: u64, index: u32 },
 }
 
+/// One message handed to the producer: who to tell, and when it was sent
+/// (for the delivery latency metric).
+pub struct Pending {
+    pub notify: Notify,
+    pub since: Instant,
+}
+
+impl Pending {
+    pub fn new(notify: Notify) -> Box<Self> {
+        Box::new(Pending {
+            notify,
+            since: Instant::now(),
+        })
+    }
+}
+
 /// The producer's librdkafka context: the shared [`KafkaContext`] for logs and
-/// errors, plus the routing of delivery reports.
+/// errors, the routing of delivery reports and the producer's metrics.
 pub struct DeliveryContext {
     inner: KafkaContext,
     sink: Option<Arc<dyn DeliverySink>>,
+    instruments: Arc<ProducerInstruments>,
 }
 
 impl DeliveryContext {
-    pub fn new(inner: KafkaContext, sink: Option<Arc<dyn DeliverySink>>) -> Self {
-        DeliveryContext { inner, sink }
+    pub fn new(
+        inner: KafkaContext,
+        sink: Option<Arc<dyn DeliverySink>>,
+        instruments: Arc<ProducerInstruments>,
+    ) -> Self {
+        DeliveryContext {
+            inner,
+            sink,
+            instruments,
+        }
     }
 }
 
@@ -77,12 +104,17 @@ impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.inner.error(error, reason);
     }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.instruments.record_statistics(statistics);
+    }
 }
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Notify>;
+    type DeliveryOpaque = Box<Pending>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, notify: Box<Notify>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        self.instruments.settled(pending.since, result.is_ok());
         let outcome = match result {
             Ok(message) => Ok(Delivered {
                 partition: message.partition(),
@@ -94,6 +126,6 @@ impl ProducerContext for DeliveryContext {
                 error,
             )),
         };
-        settle(self.sink.as_ref(), *notify, outcome);
+        settle(self.sink.as_ref(), pending.notify, outcome);
     }
 }

@@ -12,5 +12,6 @@ pub mod events;
 #[cfg(test)]
 mod fault_tests;
 pub mod logging;
+pub mod metrics;
 pub mod producer;
 pub mod schema;

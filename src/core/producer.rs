@@ -3,11 +3,14 @@
 
 use crate::core::config::{ClientOptions, ClientSettings};
 use crate::core::context::KafkaContext;
-use crate::core::delivery::{self, Delivered, DeliveryContext, DeliverySink, Notify};
+use crate::core::delivery::{self, Delivered, DeliveryContext, DeliverySink, Notify, Pending};
 use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::{self, validate_topic_name};
 use crate::core::logging::{ClientLog, LogSink};
+use crate::core::metrics::{
+    self, ClientMetrics, MetricsSource, ProducerInstruments, ProducerMetrics,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -33,7 +36,13 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("partitioner", "murmur2_random"),
     ("message.timeout.ms", "120000"),
+    ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS),
 ];
+
+/// How often librdkafka reports statistics (broker round trips, retries,
+/// group state) for `metrics()`: often enough for a dashboard scraped every
+/// 15 s, rare enough to cost nothing measurable.
+pub const DEFAULT_STATISTICS_INTERVAL_MS: &str = "5000";
 
 pub const DEFAULT_CLIENT_ID: &str = "kafka-napi-producer";
 
@@ -116,6 +125,9 @@ pub struct Producer {
     /// Serialises `disconnect` so a second call waits for the first.
     shutdown: tokio::sync::Mutex<()>,
     backlog: Mutex<Backlog>,
+    instruments: Arc<ProducerInstruments>,
+    /// librdkafka's name of the handle, unique in the process.
+    handle_name: String,
 }
 
 /// Messages waiting, in call order, for room in librdkafka's queue.
@@ -129,7 +141,7 @@ struct Backlog {
 struct Backlogged {
     message: OutgoingMessage,
     deadline: Instant,
-    notify: Box<Notify>,
+    notify: Box<Pending>,
 }
 
 /// Acknowledgements still to come for messages already handed over.
@@ -195,11 +207,14 @@ impl Producer {
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
         let (connected, _) = watch::channel(false);
         let context = KafkaContext::with_connection_state(log.span().clone(), connected.clone());
-        let context = DeliveryContext::new(context, options.deliveries.clone());
+        let instruments = Arc::new(ProducerInstruments::default());
+        let context =
+            DeliveryContext::new(context, options.deliveries.clone(), instruments.clone());
         let handle: Handle = settings
             .to_rdkafka()
             .create_with_context(context)
             .map_err(|error| settings.config_error(&error))?;
+        let handle_name = metrics::handle_name(handle.client());
         log.span().in_scope(|| {
             tracing::debug!(config = ?settings, "Kafka producer created");
             // Clients created with the embedded cluster's address (such as a
@@ -208,7 +223,7 @@ impl Producer {
                 tracing::warn!("{}", embedded::warning(&settings.brokers.join(",")));
             }
         });
-        Ok(Arc::new(Producer {
+        let producer = Arc::new(Producer {
             settings,
             topics,
             options,
@@ -219,7 +234,22 @@ impl Producer {
             monitor: Mutex::new(None),
             shutdown: tokio::sync::Mutex::new(()),
             backlog: Mutex::new(Backlog::default()),
-        }))
+            instruments,
+            handle_name,
+        });
+        let source: Weak<dyn MetricsSource> = Arc::downgrade(&producer) as _;
+        metrics::register(source);
+        Ok(producer)
+    }
+
+    /// Counters, delivery latency and librdkafka's latest statistics.
+    pub fn metrics(&self) -> ProducerMetrics {
+        self.instruments.snapshot(
+            &self.settings.client_id,
+            &self.handle_name,
+            self.is_connected(),
+            u64::try_from(self.queued_messages()).unwrap_or(u64::MAX),
+        )
     }
 
     pub fn client_id(&self) -> &str {
@@ -333,10 +363,13 @@ impl Producer {
         let handle = self.current_handle()?;
         let mut backlog = self.lock_backlog()?;
         for (index, message) in messages.into_iter().enumerate() {
-            let mut notify = Box::new(notify_for(index, &message));
+            let mut notify = Pending::new(notify_for(index, &message));
             if backlog.queue.is_empty() {
                 match enqueue(&handle, &message, notify) {
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        self.instruments.sent(1);
+                        continue;
+                    }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
                         if !self.options.enqueue_timeout.is_zero() =>
                     {
@@ -347,6 +380,7 @@ impl Producer {
                     }
                 }
             }
+            self.instruments.sent(1);
             backlog.queue.push_back(Backlogged {
                 message,
                 deadline: Instant::now() + self.options.enqueue_timeout,
@@ -412,8 +446,9 @@ impl Producer {
     }
 
     /// Reports the outcome of a message that never reached librdkafka.
-    fn settle(&self, notify: Notify, outcome: Result<Delivered>) {
-        delivery::settle(self.options.deliveries.as_ref(), notify, outcome);
+    fn settle(&self, pending: Pending, outcome: Result<Delivered>) {
+        self.instruments.settled(pending.since, outcome.is_ok());
+        delivery::settle(self.options.deliveries.as_ref(), pending.notify, outcome);
     }
 
     fn lock_backlog(&self) -> Result<std::sync::MutexGuard<'_, Backlog>> {
@@ -734,14 +769,21 @@ async fn monitor_connection(producer: Weak<Producer>) {
     }
 }
 
+impl MetricsSource for Producer {
+    fn collect(&self) -> Option<ClientMetrics> {
+        self.current_handle().ok()?;
+        Some(ClientMetrics::Producer(self.metrics()))
+    }
+}
+
 /// Hands one message to librdkafka (never blocks); on a refusal, gives the
 /// notification back so the message can wait in the backlog.
 fn enqueue(
     handle: &Handle,
     message: &OutgoingMessage,
-    notify: Box<Notify>,
-) -> std::result::Result<(), (KafkaError, Box<Notify>)> {
-    let mut record: BaseRecord<'_, [u8], [u8], Box<Notify>> =
+    notify: Box<Pending>,
+) -> std::result::Result<(), (KafkaError, Box<Pending>)> {
+    let mut record: BaseRecord<'_, [u8], [u8], Box<Pending>> =
         BaseRecord::with_opaque_to(&message.topic, notify);
     if let Some(key) = &message.key {
         record = record.key(key.as_slice());

@@ -137,11 +137,7 @@ test('GET /metrics serves the producer’s and every consumer’s metrics as Pro
   expect(total(samples, 'kafka_consumer_messages_processed_total', { consumer: 'analytics-consumer' })).toBe(1);
 });
 
-// KNOWN BUG, marked `test.failing` until fixed (remove `.failing` then): the addon's histograms
-// come out cumulated twice (src/core/metrics.rs hands its already cumulative bucket counts to
-// prometheus-client's encode_histogram, which cumulates them again), so the +Inf bucket exceeds
-// the count. jest fails this test as soon as it passes, so the fix cannot go unnoticed.
-test.failing('GET /metrics histograms are cumulative, their +Inf bucket equal to their count', async () => {
+test('GET /metrics histograms are cumulative, their +Inf bucket equal to their count', async () => {
   const samples = parsePrometheus((await running().get('/metrics')).text);
   const producer = { client_id: 'movie-stream-producer' };
   const latency = samples.filter(
