@@ -158,6 +158,13 @@ export interface ConsumedMessage {
   timestamp?: number | null
   /** 1 on first delivery, 2, 3, … on retries. */
   attempt: number
+  /**
+   * The W3C trace context the producer sent (a valid `traceparent` header),
+   * for linking the consumer's span to the producer's, e.g. with
+   * OpenTelemetry's `propagation.extract(context.active(), message.headers)`
+   * or a span link to `{ traceId, spanId }`. Absent without a valid one.
+   */
+  traceContext?: TraceContext
 }
 
 /**
@@ -421,6 +428,14 @@ export interface ProducerOptions {
    * else 5000; 0 turns them off.
    */
   statisticsIntervalMs?: number
+  /**
+   * Give each message without a `traceparent` header a new W3C trace
+   * (random ids, sampled), so an event can be followed across services by
+   * its trace id even without OpenTelemetry. A `traceparent` header given
+   * (e.g. by OpenTelemetry's `propagation.inject`) is always kept; it must
+   * be valid, or the send fails with `ERR_INVALID_ARG`. Default false.
+   */
+  generateTraceparent?: boolean
 }
 
 /** The argument of `send`. */
@@ -514,4 +529,17 @@ export interface Topics {
   movieViews: string
   userActions: string
   notificationEvents: string
+}
+
+/** A parsed W3C `traceparent` (and the `tracestate` sent with it). */
+export interface TraceContext {
+  /** The header as received. */
+  traceparent: string
+  /** 32 lowercase hex digits. */
+  traceId: string
+  /** The producer's span: 16 lowercase hex digits. */
+  spanId: string
+  /** The producer's sampling decision (flag 01). */
+  sampled: boolean
+  tracestate?: string
 }

@@ -109,6 +109,25 @@ pub struct ConsumedMessage {
     pub timestamp: Option<i64>,
     /// 1 on first delivery, 2, 3, … on retries.
     pub attempt: u32,
+    /// The W3C trace context the producer sent (a valid `traceparent` header),
+    /// for linking the consumer's span to the producer's, e.g. with
+    /// OpenTelemetry's `propagation.extract(context.active(), message.headers)`
+    /// or a span link to `{ traceId, spanId }`. Absent without a valid one.
+    pub trace_context: Option<TraceContext>,
+}
+
+/// A parsed W3C `traceparent` (and the `tracestate` sent with it).
+#[napi(object)]
+pub struct TraceContext {
+    /// The header as received.
+    pub traceparent: String,
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The producer's span: 16 lowercase hex digits.
+    pub span_id: String,
+    /// The producer's sampling decision (flag 01).
+    pub sampled: bool,
+    pub tracestate: Option<String>,
 }
 
 #[napi(object)]

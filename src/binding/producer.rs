@@ -48,6 +48,12 @@ pub struct ProducerOptions {
     /// state and round trips, retries). Default `KAFKA_STATISTICS_INTERVAL_MS`,
     /// else 5000; 0 turns them off.
     pub statistics_interval_ms: Option<u32>,
+    /// Give each message without a `traceparent` header a new W3C trace
+    /// (random ids, sampled), so an event can be followed across services by
+    /// its trace id even without OpenTelemetry. A `traceparent` header given
+    /// (e.g. by OpenTelemetry's `propagation.inject`) is always kept; it must
+    /// be valid, or the send fails with `ERR_INVALID_ARG`. Default false.
+    pub generate_traceparent: Option<bool>,
 }
 
 /// A logger such as `console`, Nest's `Logger` or pino: each present method
@@ -546,6 +552,7 @@ const PRODUCER_OPTION_KEYS: &[&str] = &[
     "retryIntervalMs",
     "topicPrefix",
     "statisticsIntervalMs",
+    "generateTraceparent",
 ];
 
 fn read_producer_options<'env>(
@@ -570,6 +577,8 @@ fn read_producer_options<'env>(
         result.connect_retry_interval = Duration::from_millis(ms as u64);
     }
     result.topic_prefix = js::optional(&options, "topicPrefix", "options", js::string)?;
+    result.generate_traceparent =
+        js::optional(&options, "generateTraceparent", "options", js::boolean)?.unwrap_or(false);
     let logger = js::property(&options, "logger", "options")?;
     Ok((result, logger))
 }

@@ -8,6 +8,7 @@
 //! its own, mapped (and page-faulted) afresh for every hand-over.
 
 use crate::core::consumer::{Delivery, ValueForm};
+use crate::core::trace;
 use std::io::Write;
 
 /// A chunk is closed once it holds this much; one message may exceed it.
@@ -70,7 +71,9 @@ impl EncodedDeliveries {
                 chunk.push(b':');
                 push_optional_text(&mut chunk, value.as_deref());
             }
-            chunk.extend_from_slice(b"},\"timestamp\":");
+            chunk.push(b'}');
+            push_trace_context(&mut chunk, &message.headers);
+            chunk.extend_from_slice(b",\"timestamp\":");
             match message.timestamp {
                 Some(timestamp) => {
                     let _ = write!(chunk, "{timestamp}");
@@ -100,6 +103,35 @@ impl EncodedDeliveries {
         }
         EncodedDeliveries { chunks, payloads }
     }
+}
+
+/// `,"traceContext":{...}` when the message carries a valid `traceparent`
+/// (and, with it, its `tracestate`, if any).
+fn push_trace_context(out: &mut Vec<u8>, headers: &[(String, Option<Vec<u8>>)]) {
+    let header = |wanted: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .and_then(|(_, value)| value.as_deref())
+    };
+    let Some(raw) = header(trace::TRACEPARENT) else {
+        return;
+    };
+    let Some(parent) = trace::parse(raw) else {
+        return;
+    };
+    out.extend_from_slice(b",\"traceContext\":{\"traceparent\":");
+    push_optional_text(out, Some(raw));
+    out.extend_from_slice(b",\"traceId\":");
+    push_json_string(out, parent.trace_id);
+    out.extend_from_slice(b",\"spanId\":");
+    push_json_string(out, parent.span_id);
+    let _ = write!(out, ",\"sampled\":{}", parent.sampled);
+    if let Some(state) = header(trace::TRACESTATE) {
+        out.extend_from_slice(b",\"tracestate\":");
+        push_optional_text(out, Some(state));
+    }
+    out.push(b'}');
 }
 
 /// `text` as a JSON string; most topics, keys and header names need no escapes.
@@ -191,6 +223,52 @@ mod tests {
                     "timestamp": 1_700_000_000_000_i64, "attempt": 2
                 }
             ])
+        );
+    }
+
+    #[test]
+    fn a_valid_traceparent_becomes_the_trace_context_and_an_invalid_one_does_not() {
+        let with_headers = |headers: Vec<(&str, &str)>| {
+            let mut delivery = delivery(ValueForm::Null, None, None);
+            let message = Arc::get_mut(&mut delivery.message).unwrap();
+            message.headers = headers
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), Some(value.as_bytes().to_vec())))
+                .collect();
+            delivery
+        };
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let deliveries = [
+            with_headers(vec![
+                ("traceparent", parent),
+                ("tracestate", "congo=t61rcWkgMzE"),
+            ]),
+            with_headers(vec![("traceparent", parent)]),
+            with_headers(vec![("traceparent", "00-zz-00f067aa0ba902b7-01")]),
+            with_headers(vec![]),
+        ];
+        let parsed = parsed(&EncodedDeliveries::encode(&deliveries));
+        let contexts: Vec<&Value> = parsed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["traceContext"])
+            .collect();
+        assert_eq!(
+            contexts,
+            [
+                &json!({"traceparent": parent, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+                        "spanId": "00f067aa0ba902b7", "sampled": false, "tracestate": "congo=t61rcWkgMzE"}),
+                &json!({"traceparent": parent, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+                        "spanId": "00f067aa0ba902b7", "sampled": false}),
+                &Value::Null,
+                &Value::Null,
+            ]
+        );
+        // The headers themselves are handed over as they came.
+        assert_eq!(
+            parsed[2]["headers"]["traceparent"],
+            json!("00-zz-00f067aa0ba902b7-01")
         );
     }
 

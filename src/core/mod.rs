@@ -15,3 +15,4 @@ pub mod logging;
 pub mod metrics;
 pub mod producer;
 pub mod schema;
+pub mod trace;

@@ -11,6 +11,7 @@ use crate::core::logging::{ClientLog, LogSink};
 use crate::core::metrics::{
     self, ClientMetrics, MetricsSource, ProducerInstruments, ProducerMetrics,
 };
+use crate::core::trace;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -59,6 +60,8 @@ pub struct ProducerOptions {
     /// Where the outcomes of `start_send_tracked` go; without it only
     /// `start_send` (one channel per message) is available.
     pub deliveries: Option<Arc<dyn DeliverySink>>,
+    /// Gives each message without a `traceparent` header a new trace.
+    pub generate_traceparent: bool,
 }
 
 impl Default for ProducerOptions {
@@ -69,6 +72,7 @@ impl Default for ProducerOptions {
             connect_retry_interval: Duration::from_secs(5),
             topic_prefix: None,
             deliveries: None,
+            generate_traceparent: false,
         }
     }
 }
@@ -348,7 +352,7 @@ impl Producer {
 
     fn hand_over(
         self: &Arc<Self>,
-        messages: Vec<OutgoingMessage>,
+        mut messages: Vec<OutgoingMessage>,
         mut notify_for: impl FnMut(usize, &OutgoingMessage) -> Notify,
     ) -> Result<()> {
         if messages.is_empty() {
@@ -357,8 +361,11 @@ impl Producer {
             ));
         }
         let total = messages.len();
-        for (index, message) in messages.iter().enumerate() {
+        for (index, message) in messages.iter_mut().enumerate() {
             validate_message(message).map_err(|error| at_index(error, index, total))?;
+            if self.options.generate_traceparent {
+                trace::ensure_traceparent(&mut message.headers);
+            }
         }
         let handle = self.current_handle()?;
         let mut backlog = self.lock_backlog()?;
@@ -896,7 +903,7 @@ fn validate_message(message: &OutgoingMessage) -> Result<()> {
             return Err(CoreError::invalid_arg("header names must not be empty"));
         }
     }
-    Ok(())
+    trace::check_headers(&message.headers)
 }
 
 fn validate_topic_spec(topic: &TopicSpec) -> Result<()> {
