@@ -283,3 +283,38 @@ describe('connectivity', () => {
     }
   });
 });
+
+describe('broker stopped', () => {
+  // The broker process itself stops (and is not brought back while these clients
+  // live: a restarted Tansu is an empty cluster, see above).
+  const port = 29198;
+  const own = `127.0.0.1:${port}`;
+  beforeAll(() => broker('start', port));
+  afterAll(() => broker('stop', port));
+
+  test('when the broker stops, producer and consumer report it in metrics() and the exposition', async () => {
+    const topic = uniqueName('metrics-stop');
+    const local = new KafkaProducer({ brokers: own, clientId: uniqueName('stop-producer'), logLevel: 'off' });
+    try {
+      await local.connect({ timeoutMs: 30000 });
+      await local.ensureTopics([{ name: topic, partitions: 1 }]);
+      const consumer = await register(topic, () => {}, { brokers: own, logLevel: 'off' });
+      await local.send({ topic, messages: [{ value: 'before' }] });
+      expect(local.metrics().connected && consumer.metrics().connected).toBe(true);
+
+      broker('stop', port);
+      await eventually(() => !local.metrics().connected && !consumer.metrics().connected, {
+        what: 'both to report the broker gone',
+      });
+      const series = samples(prometheusMetrics(), 'kafka_client_connected').filter(
+        (m) => m.labels?.client_id === local.clientId || m.labels?.consumer === consumer.name,
+      );
+      expect(series.map((m) => Number(m.value))).toEqual([0, 0]);
+      // Still down a moment later: nothing reports a connection that is not there.
+      await sleep(1500);
+      expect(local.metrics().connected || consumer.metrics().connected).toBe(false);
+    } finally {
+      await local.disconnect(1000);
+    }
+  });
+});
