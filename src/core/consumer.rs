@@ -536,6 +536,14 @@ impl Shared {
         self.log.span()
     }
 
+    /// Forgets a partition's tracked offsets (revoked, or given up on), and
+    /// releases what its messages held against `max_in_flight`.
+    fn release(&self, tracker: &mut OffsetTracker, key: &PartitionKey) {
+        let (unfinished, uncommitted) = tracker.revoke(key);
+        self.in_flight.fetch_sub(unfinished, Ordering::AcqRel);
+        self.uncommitted.fetch_sub(uncommitted, Ordering::AcqRel);
+    }
+
     /// Spreads a run's time in the callback over the messages it covered.
     fn handled_in(&self, elapsed: Duration, messages: usize) {
         if messages > 0 {
@@ -885,14 +893,9 @@ impl ConsumerContext for ConsumerHooks {
             shared.options.yield_signal.lower();
             commit_stored(consumer, "revoke");
             if let Ok(mut tracker) = shared.tracker.lock() {
-                let (mut unfinished, mut uncommitted) = (0, 0);
                 for key in &revoked {
-                    let (left, stored) = tracker.revoke(key);
-                    unfinished += left;
-                    uncommitted += stored;
+                    shared.release(&mut tracker, key);
                 }
-                shared.in_flight.fetch_sub(unfinished, Ordering::AcqRel);
-                shared.uncommitted.fetch_sub(uncommitted, Ordering::AcqRel);
             }
             if let Ok(mut assignment) = shared.assignment.lock() {
                 assignment.retain(|key| !revoked.contains(key));
@@ -2093,13 +2096,7 @@ impl Dispatcher {
         if let Ok(mut tracker) = self.shared.tracker.lock() {
             let key = (work.message.topic.clone(), work.message.partition);
             if tracker.generation(&key) == Some(work.generation) {
-                let (unfinished, uncommitted) = tracker.revoke(&key);
-                self.shared
-                    .in_flight
-                    .fetch_sub(unfinished, Ordering::AcqRel);
-                self.shared
-                    .uncommitted
-                    .fetch_sub(uncommitted, Ordering::AcqRel);
+                self.shared.release(&mut tracker, &key);
             }
         }
     }
@@ -2131,6 +2128,7 @@ mod tests {
     use super::*;
     use crate::core::logging::{LogLevel, StderrSink};
     use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::DefaultProducerContext;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
     use std::sync::atomic::AtomicU32;
 
@@ -2174,27 +2172,47 @@ mod tests {
         }
     }
 
+    /// A mock cluster holding `values` in a one-partition `topic` (and an
+    /// empty `<topic>.dlq`), and options of a quiet consumer of it in `group`.
+    async fn mock_cluster_with(
+        topic: &str,
+        group: &str,
+        values: Vec<Vec<u8>>,
+    ) -> (
+        MockCluster<'static, DefaultProducerContext>,
+        ConsumerOptions,
+    ) {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(topic, 1, 1).unwrap();
+        cluster.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let mut producer_options = ProducerOptions::default();
+        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
+        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
+        for value in values {
+            let message = OutgoingMessage {
+                topic: topic.into(),
+                value: Some(value),
+                ..Default::default()
+            };
+            producer.send(vec![message]).await.unwrap();
+        }
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        let mut options = ConsumerOptions::new(vec![topic.into()]);
+        options.client.brokers = Some(vec![bootstrap]);
+        options.client.log_level = Some(LogLevel::Off);
+        options.group_id = Some(group.into());
+        options.from_beginning = true;
+        (cluster, options)
+    }
+
     /// Fault injection needs the mock cluster: the dead-letter producer's
     /// requests fail until the faults are used up.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_dead_letter_topic_holds_the_offset_back_until_the_message_is_parked() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("source", 1, 1).unwrap();
-        cluster.create_topic("source.dlq", 1, 1).unwrap();
+        let (cluster, mut options) =
+            mock_cluster_with("source", "dlq-fault", vec![b"{\"id\":1}".to_vec()]).await;
         let bootstrap = cluster.bootstrap_servers();
-
-        let mut producer_options = ProducerOptions::default();
-        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
-        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
-        producer
-            .send(vec![OutgoingMessage {
-                topic: "source".into(),
-                value: Some(b"{\"id\":1}".to_vec()),
-                ..Default::default()
-            }])
-            .await
-            .unwrap();
-        producer.disconnect(Duration::from_secs(5)).await.unwrap();
 
         // Every produce request now fails, non-retriably, until these run out.
         cluster.request_errors(
@@ -2202,15 +2220,10 @@ mod tests {
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 4],
         );
 
-        let mut options = ConsumerOptions::new(vec!["source".into()]);
-        options.client.brokers = Some(vec![bootstrap.clone()]);
-        options.client.log_level = Some(LogLevel::Off);
         options
             .client
             .properties
             .insert("auto.commit.interval.ms".into(), "100".into());
-        options.group_id = Some("dlq-fault".into());
-        options.from_beginning = true;
         options.retry = RetryPolicy {
             retries: 0,
             initial_backoff: Duration::from_millis(50),
@@ -2267,36 +2280,17 @@ mod tests {
     /// its value instead of holding the partition back for good.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_oversized_value_is_parked_and_without_its_value_where_it_does_not_fit() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("big", 1, 1).unwrap();
-        cluster.create_topic("big.dlq", 1, 1).unwrap();
-        let bootstrap = cluster.bootstrap_servers();
-
-        let mut producer_options = ProducerOptions::default();
-        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
-        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
         let value = format!("{{\"pad\":\"{}\"}}", "x".repeat(500)).into_bytes();
         let small = b"{\"id\":2}".to_vec();
-        for value in [value.clone(), small] {
-            let message = OutgoingMessage {
-                topic: "big".into(),
-                value: Some(value),
-                ..Default::default()
-            };
-            producer.send(vec![message]).await.unwrap();
-        }
-        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        let (cluster, mut options) =
+            mock_cluster_with("big", "oversized", vec![value.clone(), small]).await;
+        let bootstrap = cluster.bootstrap_servers();
         // The dead-letter producer's first request is refused as too large.
         cluster.request_errors(
             RDKafkaApiKey::Produce,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
         );
 
-        let mut options = ConsumerOptions::new(vec!["big".into()]);
-        options.client.brokers = Some(vec![bootstrap.clone()]);
-        options.client.log_level = Some(LogLevel::Off);
-        options.group_id = Some("oversized".into());
-        options.from_beginning = true;
         options.max_value_bytes = 100;
         let handler = Arc::new(Counts(AtomicU32::new(0)));
         let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
