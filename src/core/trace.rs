@@ -71,16 +71,16 @@ pub fn check_headers(headers: &[(String, Option<Vec<u8>>)]) -> Result<()> {
             ));
         }
         seen = true;
-        let valid = value.as_deref().and_then(parse).is_some();
-        if !valid {
+        let Some(value) = value.as_deref() else {
+            return Err(CoreError::invalid_arg(
+                "headers.traceparent must be a W3C traceparent, not null",
+            ));
+        };
+        if parse(value).is_none() {
             return Err(CoreError::invalid_arg(format!(
                 "headers.traceparent must be a W3C traceparent such as \
                  00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 (got {:?})",
-                value
-                    .as_deref()
-                    .map(
-                        |bytes| String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned()
-                    )
+                String::from_utf8_lossy(&value[..value.len().min(80)])
             )));
         }
     }
@@ -160,6 +160,7 @@ mod tests {
         assert!(check_headers(&[]).is_ok());
         let error = check_headers(&[header("nope")]).unwrap_err();
         assert_eq!(error.code(), "ERR_INVALID_ARG");
+        assert!(error.to_string().contains(r#"(got "nope")"#), "{error}");
         assert!(check_headers(&[header(EXAMPLE), header(EXAMPLE)]).is_err());
         assert!(check_headers(&[(TRACEPARENT.into(), None)]).is_err());
 
