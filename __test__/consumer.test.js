@@ -3,7 +3,7 @@
 const { KafkaProducer, registerConsumer } = require('../index');
 const v8 = require('node:v8');
 const vm = require('node:vm');
-const { brokers, uniqueName, readTopic, recordingLogger } = require('./helpers');
+const { brokers, eventually, uniqueName, readTopic, recordingLogger } = require('./helpers');
 
 jest.setTimeout(120000);
 
@@ -55,15 +55,6 @@ async function topicWith(partitions, count, makeMessage) {
     }
   }
   return topic;
-}
-
-async function eventually(check, { timeoutMs = 60000, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -46,6 +46,20 @@ function runNode(script, env, { timeoutMs } = {}) {
   return JSON.parse(output.trim().split('\n').pop() ?? 'null');
 }
 
+/**
+ * Polls `check` (which may return a promise) until it is truthy, or throws
+ * naming `what` after `timeoutMs`.
+ * @param {() => unknown} check
+ */
+async function eventually(check, { timeoutMs = 60000, what = 'condition', intervalMs = 20 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 function uniqueName(prefix) {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
 }
@@ -170,4 +184,4 @@ function tcpProxy(listenPort, targetPort) {
   };
 }
 
-module.exports = { brokers, uniqueName, recordingLogger, readTopic, broker, tcpProxy, isError, runNode };
+module.exports = { brokers, eventually, uniqueName, recordingLogger, readTopic, broker, tcpProxy, isError, runNode };

@@ -4,7 +4,7 @@
 // turns false when the broker stops (on a private broker of this file's).
 const parsePrometheusTextFormat = require('parse-prometheus-text-format');
 const { KafkaProducer, registerConsumer, prometheusMetrics, PROMETHEUS_CONTENT_TYPE } = require('../index');
-const { brokers, uniqueName, broker, tcpProxy } = require('./helpers');
+const { brokers, eventually, uniqueName, broker, tcpProxy } = require('./helpers');
 
 jest.setTimeout(120000);
 
@@ -31,15 +31,6 @@ afterEach(async () => {
 afterAll(async () => {
   await producer.disconnect();
 });
-
-async function eventually(check, { timeoutMs = 30000, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -3,7 +3,7 @@
 // second one, where a TCP proxy of the test's stands: stopping the proxy cuts
 // the producer off without the broker losing state (as a network outage would).
 const { KafkaProducer } = require('../index');
-const { broker, recordingLogger, tcpProxy } = require('./helpers');
+const { broker, eventually, recordingLogger, tcpProxy } = require('./helpers');
 
 jest.setTimeout(90000);
 
@@ -16,15 +16,6 @@ afterAll(async () => {
   await proxy.stop();
   broker('stop', brokerPort);
 });
-
-async function eventually(check, { timeoutMs = 30000, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test('starts with the broker down, keeps retrying (past a bounded buffer sends fail fast), delivers once it is up, and rides out an outage', async () => {
   const { lines, logger } = recordingLogger();
