@@ -177,7 +177,7 @@ export interface ConsumerMetrics {
   handle: string
   /**
    * `false` from the moment librdkafka reports every broker down until a
-   * statistics report shows a broker up again.
+   * broker answers again (a probe every second, or a statistics report).
    */
   connected: boolean
   brokersUp: number

@@ -158,7 +158,7 @@ pub struct ConsumerStats {
 
 impl From<CoreConsumerStats> for ConsumerStats {
     fn from(stats: CoreConsumerStats) -> Self {
-        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        use crate::binding::metrics::count;
         ConsumerStats {
             received: count(stats.received),
             processed: count(stats.processed),

@@ -145,7 +145,7 @@ pub struct ConsumerMetrics {
     pub group_id: String,
     pub handle: String,
     /// `false` from the moment librdkafka reports every broker down until a
-    /// statistics report shows a broker up again.
+    /// broker answers again (a probe every second, or a statistics report).
     pub connected: bool,
     pub brokers_up: u32,
     pub received: i64,
@@ -210,6 +210,6 @@ fn brokers(statistics: Option<&LibrdkafkaSummary>) -> Vec<BrokerMetrics> {
         .unwrap_or_default()
 }
 
-fn count(value: u64) -> i64 {
+pub(crate) fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -492,7 +492,8 @@ struct Shared {
     wakeup: Arc<Wakeup>,
     instruments: ConsumerInstruments,
     /// `false` once librdkafka reports every broker down; `true` again when
-    /// its statistics show a broker up (or the group assigns partitions).
+    /// a probe of `monitor_consumer` or a statistics report finds a broker
+    /// up, or the group assigns partitions.
     connected: watch::Sender<bool>,
     /// librdkafka's name of the consumer handle, set once it exists.
     handle_name: OnceLock<String>,

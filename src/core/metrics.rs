@@ -750,26 +750,21 @@ fn families<'a>(clients: &'a [ClientMetrics]) -> Vec<Family<'a>> {
             .collect(),
     );
 
+    let with_role = |labels: &Labels, role: &str| {
+        let mut labels = labels.clone();
+        labels.push(("role", role.to_string()));
+        labels
+    };
     let clients_labelled = producers
         .iter()
-        .map(|(metrics, labels)| (metrics.connected, metrics.librdkafka.as_ref(), labels))
-        .chain(
-            consumers
-                .iter()
-                .map(|(metrics, labels)| (metrics.connected, metrics.librdkafka.as_ref(), labels)),
-        )
-        .map(|(connected, statistics, labels)| {
-            let mut labels = labels.clone();
-            labels.push((
-                "role",
-                if labels.iter().any(|(key, _)| *key == "consumer") {
-                    "consumer".to_string()
-                } else {
-                    "producer".to_string()
-                },
-            ));
-            (connected, statistics, labels)
+        .map(|(metrics, labels)| {
+            let labels = with_role(labels, "producer");
+            (metrics.connected, metrics.librdkafka.as_ref(), labels)
         })
+        .chain(consumers.iter().map(|(metrics, labels)| {
+            let labels = with_role(labels, "consumer");
+            (metrics.connected, metrics.librdkafka.as_ref(), labels)
+        }))
         .collect::<Vec<_>>();
     family(
         "kafka_client_connected",
