@@ -77,6 +77,18 @@ export declare class KafkaProducer {
    * Safe to call more than once; later sends reject with `ERR_KAFKA_DISCONNECTED`.
    */
   disconnect(timeoutMs?: number): Promise<void>
+  /**
+   * Runs `fn(tx)` in a transaction (this producer needs a `transactionalId`):
+   * what `tx` sends, and the offsets given to `tx.sendOffsets`, become
+   * visible to `read_committed` readers together when `fn` resolves, and
+   * never when it throws (the transaction is aborted and the promise
+   * rejects with `fn`'s error). Resolves with `fn`'s value. Transactions
+   * of one producer run one after the other. Without `fn`, resolves with
+   * the open transaction (kafkajs style): call its `commit` or `abort`.
+   * A newer instance with the same `transactionalId` fences this one:
+   * its transactions then reject with `ERR_KAFKA_PRODUCER_FENCED`.
+   */
+  transaction<T = KafkaTransaction>(fn?: (tx: KafkaTransaction) => T | Promise<T>): Promise<T>
   /** Messages handed over but not yet acknowledged by the cluster. */
   get queuedMessages(): number
   /**
@@ -95,6 +107,41 @@ export declare class KafkaProducer {
   get brokers(): Array<string>
   /** The librdkafka configuration in effect, defaults included, secrets redacted. */
   effectiveConfig(): Record<string, string>
+}
+
+/**
+ * An open transaction: what is sent through it, and the offsets given to
+ * `sendOffsets`, become visible to `read_committed` readers on commit, and
+ * never if it aborts.
+ */
+export declare class KafkaTransaction {
+  /** Sends messages to one topic within the transaction. */
+  send(record: ProducerRecord): Promise<RecordMetadata[]>
+  /** Sends to several topics within the transaction. */
+  sendBatch(batch: ProducerBatch): Promise<RecordMetadata[]>
+  /**
+   * Sends any payload to any topic within the transaction (strings and
+   * Buffers as they are, anything else as JSON).
+   */
+  sendMessage(topic: string, payload: unknown, options?: SendMessageOptions): Promise<RecordMetadata>
+  /**
+   * Commits these consumer offsets (the next offset to read, per
+   * partition) if, and only if, the transaction commits.
+   */
+  sendOffsets(offsets: TransactionOffsets): Promise<void>
+  /**
+   * Makes everything sent in the transaction visible, with its offsets.
+   * When the cluster refuses, the transaction is aborted and the promise
+   * rejects. `producer.transaction(fn)` calls it when `fn` resolves.
+   */
+  commit(): Promise<void>
+  /**
+   * Discards everything sent in the transaction, and its offsets.
+   * `producer.transaction(fn)` calls it when `fn` throws.
+   */
+  abort(): Promise<void>
+  /** `false` once `commit` or `abort` was called. */
+  get isActive(): boolean
 }
 
 /** An event on `user-actions`, consumed by analytics. */
@@ -268,6 +315,24 @@ export interface ConsumerOptions {
   logger?: KafkaLogger
   /** Any librdkafka consumer property. */
   config?: Record<string, string | number | boolean>
+  /**
+   * Whether messages of transactions that are still open or were aborted
+   * are delivered: `'read_committed'` (default, librdkafka's) waits for
+   * commits and skips aborted ones (on brokers that report aborted
+   * transactions), `'read_uncommitted'` delivers everything at once.
+   */
+  isolationLevel?: 'read_committed' | 'read_uncommitted'
+  /**
+   * Consume-transform-produce exactly once: each run of messages is
+   * handled in a transaction that also commits their offsets. The callback
+   * gets a second argument, the transaction's sender (`tx.send`,
+   * `tx.sendBatch`, `tx.sendMessage`): what it sends and the offsets
+   * commit together, so after a crash at any point `read_committed`
+   * readers see each output exactly once. A failed callback aborts the
+   * transaction (retries and the dead-letter topic apply, the dead-letter
+   * record being written in a transaction too). Needs `concurrency` 1.
+   */
+  exactlyOnce?: ExactlyOnceConfig
 }
 
 export interface ConsumerStats {
@@ -280,6 +345,18 @@ export interface ConsumerStats {
   inFlight: number
   paused: boolean
   lag: Array<PartitionLag>
+}
+
+export interface ExactlyOnceConfig {
+  /**
+   * The transactional id of the consumer's producer: the same across
+   * restarts of one instance (the restart then fences the old one and
+   * aborts what it left open at once), different for each instance
+   * running at the same time (e.g. `movie-stats-${podName}`).
+   */
+  transactionalId: string
+  /** The longest a transaction may stay open. Default 60000. */
+  transactionTimeoutMs?: number
 }
 
 /**
@@ -349,6 +426,12 @@ export interface PartitionLag {
   topic: string
   partition: number
   lag: number
+}
+
+export interface PartitionOffset {
+  partition: number
+  /** The next offset to consume: the last processed one plus 1. */
+  offset: number | string
 }
 
 /** The argument of `sendBatch`: several topics at once. */
@@ -436,6 +519,19 @@ export interface ProducerOptions {
    * be valid, or the send fails with `ERR_INVALID_ARG`. Default false.
    */
   generateTraceparent?: boolean
+  /**
+   * Makes the producer transactional: every send then happens inside
+   * `producer.transaction(async (tx) => ...)`, and sends outside one
+   * reject with `ERR_KAFKA_TRANSACTION_STATE`. Keep it stable across
+   * restarts of one instance (a restart then fences the old instance and
+   * aborts what it left open) and unique among instances running at once.
+   */
+  transactionalId?: string
+  /**
+   * The longest a transaction may stay open before the cluster aborts
+   * it (`transaction.timeout.ms`). Default 60000.
+   */
+  transactionTimeoutMs?: number
 }
 
 /** The argument of `send`. */
@@ -473,8 +569,10 @@ export interface RecordMetadata {
  * message's offset is committed only after it settles (or after the message
  * is parked in the dead-letter topic). With the `batch` option the callback
  * receives arrays: `registerConsumer<ConsumedMessage[]>(topic, handleBatch, { batch: {} })`.
+ * With `exactlyOnce`, its second argument `tx` sends within the transaction
+ * that commits the messages' offsets (`undefined` otherwise).
  */
-export declare function registerConsumer<Message extends ConsumedMessage | ConsumedMessage[] = ConsumedMessage>(topic: string | string[], callback: (message: Message) => unknown, options?: ConsumerOptions): Promise<ConsumerHandle>
+export declare function registerConsumer<Message extends ConsumedMessage | ConsumedMessage[] = ConsumedMessage>(topic: string | string[], callback: (message: Message, tx?: KafkaTransaction) => unknown, options?: ConsumerOptions): Promise<ConsumerHandle>
 
 export interface RetryConfig {
   /** Attempts after the first failure. Default 3. */
@@ -502,6 +600,11 @@ export interface TopicConfig {
   replicationFactor?: number
   /** Topic-level settings such as `{ 'retention.ms': '86400000' }`. */
   config?: Record<string, string | number>
+}
+
+export interface TopicOffsets {
+  topic: string
+  partitions: Array<PartitionOffset>
 }
 
 export interface TopicPartition {
@@ -542,4 +645,11 @@ export interface TraceContext {
   /** The producer's sampling decision (flag 01). */
   sampled: boolean
   tracestate?: string
+}
+
+/** Partitions' offsets for `sendOffsets`, as kafkajs takes them. */
+export interface TransactionOffsets {
+  /** The consumer group whose offsets the transaction commits. */
+  consumerGroupId: string
+  topics: Array<TopicOffsets>
 }

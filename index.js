@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.ConsumerHandle = nativeBinding.ConsumerHandle
 module.exports.JsConsumerHandle = nativeBinding.JsConsumerHandle
 module.exports.KafkaProducer = nativeBinding.KafkaProducer
+module.exports.KafkaTransaction = nativeBinding.KafkaTransaction
 module.exports.AnalyticsEventType = nativeBinding.AnalyticsEventType
 module.exports.LogLevel = nativeBinding.LogLevel
 module.exports.LogLevelName = nativeBinding.LogLevelName

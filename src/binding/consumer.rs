@@ -5,13 +5,14 @@
 use crate::binding::handoff::JsHandler;
 use crate::binding::js::{self, promise, rejected, CoreResult};
 use crate::binding::logger::JsLogSink;
-use crate::binding::producer::read_client_options;
+use crate::binding::producer::{read_client_options, Sender};
+use crate::binding::transaction::KafkaTransaction;
 use crate::core::consumer::{
-    BatchOptions, ConsumerHandle as CoreConsumerHandle, ConsumerOptions as CoreConsumerOptions,
-    ConsumerStats as CoreConsumerStats, DeadLetter,
+    exactly_once_producer, BatchOptions, ConsumerHandle as CoreConsumerHandle,
+    ConsumerOptions as CoreConsumerOptions, ConsumerStats as CoreConsumerStats, DeadLetter,
 };
 use crate::core::schema::PayloadSchema;
-use napi::bindgen_prelude::{PromiseRaw, Unknown};
+use napi::bindgen_prelude::{JavaScriptClassExt, PromiseRaw, Unknown};
 use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,32 @@ pub struct ConsumerOptions {
     /// Any librdkafka consumer property.
     #[napi(ts_type = "Record<string, string | number | boolean>")]
     pub config: Option<String>,
+    /// Whether messages of transactions that are still open or were aborted
+    /// are delivered: `'read_committed'` (default, librdkafka's) waits for
+    /// commits and skips aborted ones (on brokers that report aborted
+    /// transactions), `'read_uncommitted'` delivers everything at once.
+    #[napi(ts_type = "'read_committed' | 'read_uncommitted'")]
+    pub isolation_level: Option<String>,
+    /// Consume-transform-produce exactly once: each run of messages is
+    /// handled in a transaction that also commits their offsets. The callback
+    /// gets a second argument, the transaction's sender (`tx.send`,
+    /// `tx.sendBatch`, `tx.sendMessage`): what it sends and the offsets
+    /// commit together, so after a crash at any point `read_committed`
+    /// readers see each output exactly once. A failed callback aborts the
+    /// transaction (retries and the dead-letter topic apply, the dead-letter
+    /// record being written in a transaction too). Needs `concurrency` 1.
+    pub exactly_once: Option<ExactlyOnceConfig>,
+}
+
+#[napi(object)]
+pub struct ExactlyOnceConfig {
+    /// The transactional id of the consumer's producer: the same across
+    /// restarts of one instance (the restart then fences the old one and
+    /// aborts what it left open at once), different for each instance
+    /// running at the same time (e.g. `movie-stats-${podName}`).
+    pub transactional_id: String,
+    /// The longest a transaction may stay open. Default 60000.
+    pub transaction_timeout_ms: Option<u32>,
 }
 
 #[napi(object)]
@@ -258,10 +285,12 @@ impl JsConsumerHandle {
 /// message's offset is committed only after it settles (or after the message
 /// is parked in the dead-letter topic). With the `batch` option the callback
 /// receives arrays: `registerConsumer<ConsumedMessage[]>(topic, handleBatch, { batch: {} })`.
+/// With `exactlyOnce`, its second argument `tx` sends within the transaction
+/// that commits the messages' offsets (`undefined` otherwise).
 #[napi(
     catch_unwind,
     ts_generic_types = "Message extends ConsumedMessage | ConsumedMessage[] = ConsumedMessage",
-    ts_args_type = "topic: string | string[], callback: (message: Message) => unknown, options?: ConsumerOptions",
+    ts_args_type = "topic: string | string[], callback: (message: Message, tx?: KafkaTransaction) => unknown, options?: ConsumerOptions",
     ts_return_type = "Promise<ConsumerHandle>"
 )]
 pub fn register_consumer<'env>(
@@ -278,14 +307,37 @@ pub fn register_consumer<'env>(
                 js::type_name(&callback)
             )));
         }
-        let (options, logger) = read_consumer_options(env, topics, js::as_option(options))?;
+        let (mut options, exactly_once, logger) =
+            read_consumer_options(env, topics, js::as_option(options))?;
         let batch = options.batch.is_some();
         let sink = JsLogSink::sink(env, logger)?;
+        let sender = match exactly_once {
+            Some((transactional_id, timeout)) => {
+                let sender = Sender::build(env, |courier| {
+                    exactly_once_producer(
+                        &options,
+                        transactional_id,
+                        timeout,
+                        Some(courier),
+                        sink.clone(),
+                    )
+                })?;
+                options.exactly_once = Some(sender.producer().clone());
+                Some(
+                    KafkaTransaction::for_handler(sender)
+                        .into_instance(env)
+                        .map_err(|error| js::invalid(format!("exactlyOnce: {}", error.reason)))?,
+                )
+            }
+            None => None,
+        };
+        let sender = sender.map(|instance| instance.to_unknown());
         let handler = Arc::new(JsHandler::new(
             env,
             callback,
             batch,
             options.yield_signal.clone(),
+            sender,
         )?);
         Ok((options, handler, sink))
     };
@@ -337,16 +389,25 @@ const CONSUMER_OPTION_KEYS: &[&str] = &[
     "logLevel",
     "logger",
     "config",
+    "isolationLevel",
+    "exactlyOnce",
 ];
+
+/// What `options.exactlyOnce` asked for: a transactional id and timeout.
+type ExactlyOnceRequest = Option<(String, Option<Duration>)>;
 
 fn read_consumer_options<'env>(
     env: &Env,
     topics: Vec<String>,
     options: Option<Unknown<'env>>,
-) -> CoreResult<(CoreConsumerOptions, Option<Unknown<'env>>)> {
+) -> CoreResult<(
+    CoreConsumerOptions,
+    ExactlyOnceRequest,
+    Option<Unknown<'env>>,
+)> {
     let mut result = CoreConsumerOptions::new(topics);
     let Some(options) = options else {
-        return Ok((result, None));
+        return Ok((result, None, None));
     };
     let options = js::object(&options, "options")?;
     js::reject_unknown_keys(&options, "options", CONSUMER_OPTION_KEYS)?;
@@ -435,8 +496,33 @@ fn read_consumer_options<'env>(
             }
         };
     }
+    if let Some(level) = js::optional(&options, "isolationLevel", "options", js::string)? {
+        if level != "read_committed" && level != "read_uncommitted" {
+            return Err(js::invalid(format!(
+                "options.isolationLevel must be 'read_committed' or 'read_uncommitted' (got {level:?})"
+            )));
+        }
+        result
+            .client
+            .properties
+            .insert("isolation.level".into(), level);
+    }
+    let exactly_once = match js::property(&options, "exactlyOnce", "options")? {
+        Some(value) => {
+            let what = "options.exactlyOnce";
+            let config = js::object(&value, what)?;
+            js::reject_unknown_keys(&config, what, &["transactionalId", "transactionTimeoutMs"])?;
+            let id = js::optional(&config, "transactionalId", what, js::string)?
+                .ok_or_else(|| js::invalid(format!("{what}.transactionalId is required")))?;
+            let timeout =
+                js::optional(&config, "transactionTimeoutMs", what, int(1_000, 3_600_000))?
+                    .map(millis);
+            Some((id, timeout))
+        }
+        None => None,
+    };
     let logger = js::property(&options, "logger", "options")?;
-    Ok((result, logger))
+    Ok((result, exactly_once, logger))
 }
 
 fn read_schema(env: &Env, value: &Unknown<'_>) -> CoreResult<PayloadSchema> {

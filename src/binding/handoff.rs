@@ -33,9 +33,12 @@ use tokio::sync::oneshot;
 /// Buffer per run that the messages' values become views into. It calls the callback on each run's
 /// messages in order, awaiting each, and stops at the first failure; each run
 /// is reported to `settle(id, outcome)` with `null`, `[index, reason]`, or
-/// `[index]` when a drain asked it to report progress (`shouldYield`).
-const DRIVER: &str = r#"(function makeReceiver(callback, batch, shouldYield, settle) {
+/// `[index]` when a drain asked it to report progress (`shouldYield`). An
+/// exactly-once consumer's transaction sender (`tx`) is the callback's
+/// second argument.
+const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settle, tx) {
   'use strict';
+  const callback = tx == null ? handle : (value) => handle(value, tx);
   function reason(error) {
     try {
       if (error !== null && typeof error === 'object' && typeof error.message === 'string') return error.message;
@@ -209,6 +212,7 @@ type MakeReceiverArgs<'env> = FnArgs<(
     bool,
     Function<'env, (), bool>,
     Function<'env, (u32, Unknown<'env>), ()>,
+    Option<Unknown<'env>>,
 )>;
 type Wake = ThreadsafeFunction<(), (), ReceiveArgs, Status, false>;
 
@@ -225,6 +229,7 @@ impl JsHandler {
         callback: Unknown<'_>,
         batch: bool,
         yield_signal: YieldSignal,
+        sender: Option<Unknown<'_>>,
     ) -> CoreResult<Self> {
         let failed = |error: napi::Error| js::invalid(format!("callback: {}", error.reason));
         let mailbox = Arc::new(Mailbox::default());
@@ -243,7 +248,13 @@ impl JsHandler {
         let make: Function<'_, MakeReceiverArgs<'_>, Unknown<'_>> =
             env.run_script(DRIVER).map_err(failed)?;
         let receive = make
-            .call(FnArgs::from((callback, batch, should_yield, settle)))
+            .call(FnArgs::from((
+                callback,
+                batch,
+                should_yield,
+                settle,
+                sender,
+            )))
             .map_err(failed)?;
         // SAFETY: `makeReceiver` returns a function of this environment.
         let receive: Function<'_, ReceiveArgs, ()> =

@@ -9,6 +9,7 @@ pub mod js;
 pub mod logger;
 pub mod metrics;
 pub mod producer;
+pub mod transaction;
 pub mod wake_queue;
 
 /// Configures the addon once per process: one tokio runtime shared by every

@@ -1,6 +1,6 @@
 //! `KafkaProducer` for JavaScript: reads arguments, calls the core producer.
 
-use crate::binding::deliveries::{Ledger, Topics};
+use crate::binding::deliveries::{Courier, Ledger, Topics};
 use crate::binding::js::{self, promise, rejected, CoreResult, InternedKeys, KeysInScope};
 use crate::binding::logger::JsLogSink;
 use crate::core::config::ClientOptions;
@@ -8,6 +8,7 @@ use crate::core::logging::LogLevel;
 use crate::core::producer::{
     OutgoingMessage, Producer, ProducerOptions as CoreProducerOptions, TopicOutcome, TopicSpec,
 };
+use crate::core::transaction::TransactionScope;
 use napi::bindgen_prelude::within_runtime_if_available;
 use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
 use napi::{Env, JsValue};
@@ -54,6 +55,15 @@ pub struct ProducerOptions {
     /// (e.g. by OpenTelemetry's `propagation.inject`) is always kept; it must
     /// be valid, or the send fails with `ERR_INVALID_ARG`. Default false.
     pub generate_traceparent: Option<bool>,
+    /// Makes the producer transactional: every send then happens inside
+    /// `producer.transaction(async (tx) => ...)`, and sends outside one
+    /// reject with `ERR_KAFKA_TRANSACTION_STATE`. Keep it stable across
+    /// restarts of one instance (a restart then fences the old instance and
+    /// aborts what it left open) and unique among instances running at once.
+    pub transactional_id: Option<String>,
+    /// The longest a transaction may stay open before the cluster aborts
+    /// it (`transaction.timeout.ms`). Default 60000.
+    pub transaction_timeout_ms: Option<u32>,
 }
 
 /// A logger such as `console`, Nest's `Logger` or pino: each present method
@@ -191,9 +201,18 @@ const DEFAULT_ADMIN_TIMEOUT_MS: u32 = 30_000;
 #[napi]
 pub struct KafkaProducer {
     inner: Arc<Producer>,
+    sender: Sender,
+}
+
+/// A core producer with what sending from JavaScript needs: the ledger of
+/// its delivery promises and the interned message keys. Shared by the
+/// producer and its transactions.
+#[derive(Clone)]
+pub struct Sender {
+    producer: Arc<Producer>,
     ledger: Rc<Ledger>,
     /// [`MESSAGE_KEYS`], read for every message sent.
-    message_keys: InternedKeys,
+    message_keys: Rc<InternedKeys>,
 }
 
 #[napi]
@@ -209,13 +228,13 @@ impl KafkaProducer {
         let build = || -> CoreResult<Self> {
             let (mut options, logger) = read_producer_options(env, js::as_option(options))?;
             let sink = JsLogSink::sink(env, logger)?;
-            let (ledger, courier) = Ledger::new(env).map_err(internal)?;
-            options.deliveries = Some(courier);
-            let message_keys = InternedKeys::new(env, MESSAGE_KEYS).map_err(internal)?;
+            let sender = Sender::build(env, |courier| {
+                options.deliveries = Some(courier);
+                Producer::new(options, sink)
+            })?;
             Ok(KafkaProducer {
-                inner: Producer::new(options, sink)?,
-                ledger,
-                message_keys,
+                inner: sender.producer.clone(),
+                sender,
             })
         };
         build().map_err(|error| js::js_error(env, error))
@@ -256,14 +275,7 @@ impl KafkaProducer {
         env: &'env Env,
         record: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        self.send_tracked(
-            env,
-            self.message_keys
-                .in_scope()
-                .map_err(internal)
-                .and_then(|keys| read_record(env, &keys, &record, "record")),
-            false,
-        )
+        self.sender.send(env, &record, None)
     }
 
     /// Sends to several topics in one call, like kafkajs' `sendBatch`.
@@ -277,12 +289,7 @@ impl KafkaProducer {
         env: &'env Env,
         batch: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let messages = self
-            .message_keys
-            .in_scope()
-            .map_err(internal)
-            .and_then(|keys| read_batch(env, &keys, &batch));
-        self.send_tracked(env, messages, false)
+        self.sender.send_batch(env, &batch, None)
     }
 
     /// Sends a `MovieEvent` to `movie-events`, keyed by `movieId`, with the
@@ -318,7 +325,7 @@ impl KafkaProducer {
                 .movie_event(&event_type, &user_id, &movie_id, metadata.as_deref())
                 .map(|message| vec![message])
         });
-        self.send_tracked(env, message, true)
+        self.sender.send_tracked(env, message, true, None)
     }
 
     /// Sends a `MovieViewEvent` to `movie-views`, keyed by `movieId`.
@@ -339,7 +346,7 @@ impl KafkaProducer {
                 .movie_view_event(&user_id, &movie_id)
                 .map(|message| vec![message])
         });
-        self.send_tracked(env, message, true)
+        self.sender.send_tracked(env, message, true, None)
     }
 
     /// Sends any payload to any topic: strings and Buffers as they are,
@@ -356,33 +363,8 @@ impl KafkaProducer {
         payload: Unknown<'env>,
         options: Option<Unknown<'env>>,
     ) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
-        let read = || -> CoreResult<OutgoingMessage> {
-            let topic = js::string(&topic, "topic")?;
-            let mut message = match js::as_option(options) {
-                Some(options) => {
-                    let options = js::object(&options, "options")?;
-                    let mut path = FieldPath::default();
-                    path.reset(format_args!("options"));
-                    let keys = self.message_keys.in_scope().map_err(internal)?;
-                    let (message, present) = read_message_fields(&keys, &options, &mut path)?;
-                    js::reject_unknown_keys_beyond(
-                        &options,
-                        "options",
-                        &MESSAGE_KEYS[1..],
-                        present,
-                    )?;
-                    message
-                }
-                None => OutgoingMessage::default(),
-            };
-            message.topic = topic;
-            message.value = Some(
-                read_value(env, &payload, "payload")?
-                    .ok_or_else(|| js::invalid("payload must not be null or undefined"))?,
-            );
-            Ok(message)
-        };
-        self.send_tracked(env, read().map(|message| vec![message]), true)
+        self.sender
+            .send_message(env, &topic, &payload, options, None)
     }
 
     /// Creates the topics that do not exist yet (existing ones are untouched).
@@ -471,6 +453,29 @@ impl KafkaProducer {
         )
     }
 
+    /// Runs `fn(tx)` in a transaction (this producer needs a `transactionalId`):
+    /// what `tx` sends, and the offsets given to `tx.sendOffsets`, become
+    /// visible to `read_committed` readers together when `fn` resolves, and
+    /// never when it throws (the transaction is aborted and the promise
+    /// rejects with `fn`'s error). Resolves with `fn`'s value. Transactions
+    /// of one producer run one after the other. Without `fn`, resolves with
+    /// the open transaction (kafkajs style): call its `commit` or `abort`.
+    /// A newer instance with the same `transactionalId` fences this one:
+    /// its transactions then reject with `ERR_KAFKA_PRODUCER_FENCED`.
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "T = KafkaTransaction",
+        ts_args_type = "fn?: (tx: KafkaTransaction) => T | Promise<T>",
+        ts_return_type = "Promise<T>"
+    )]
+    pub fn transaction<'env>(
+        &self,
+        env: &'env Env,
+        run: Option<Unknown<'env>>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        crate::binding::transaction::transaction(env, &self.sender, run)
+    }
+
     /// Messages handed over but not yet acknowledged by the cluster.
     #[napi(getter, catch_unwind)]
     pub fn queued_messages(&self) -> u32 {
@@ -512,16 +517,104 @@ impl KafkaProducer {
     }
 }
 
-impl KafkaProducer {
+impl Sender {
+    /// A sender for the producer `make` creates from the courier that
+    /// carries its delivery reports to the ledger.
+    pub fn build(
+        env: &Env,
+        make: impl FnOnce(Arc<Courier>) -> CoreResult<Arc<Producer>>,
+    ) -> CoreResult<Sender> {
+        let (ledger, courier) = Ledger::new(env).map_err(internal)?;
+        let message_keys = Rc::new(InternedKeys::new(env, MESSAGE_KEYS).map_err(internal)?);
+        Ok(Sender {
+            producer: make(courier)?,
+            ledger,
+            message_keys,
+        })
+    }
+
+    pub fn producer(&self) -> &Arc<Producer> {
+        &self.producer
+    }
+
+    /// `send(record)`: messages to one topic.
+    pub fn send<'env>(
+        &self,
+        env: &'env Env,
+        record: &Unknown<'env>,
+        scope: Option<TransactionScope>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
+        let messages = self
+            .message_keys
+            .in_scope()
+            .map_err(internal)
+            .and_then(|keys| read_record(env, &keys, record, "record"));
+        self.send_tracked(env, messages, false, scope)
+    }
+
+    /// `sendBatch(batch)`: messages to several topics.
+    pub fn send_batch<'env>(
+        &self,
+        env: &'env Env,
+        batch: &Unknown<'env>,
+        scope: Option<TransactionScope>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
+        let messages = self
+            .message_keys
+            .in_scope()
+            .map_err(internal)
+            .and_then(|keys| read_batch(env, &keys, batch));
+        self.send_tracked(env, messages, false, scope)
+    }
+
+    /// `sendMessage(topic, payload, options)`: one message, any payload.
+    pub fn send_message<'env>(
+        &self,
+        env: &'env Env,
+        topic: &Unknown<'env>,
+        payload: &Unknown<'env>,
+        options: Option<Unknown<'env>>,
+        scope: Option<TransactionScope>,
+    ) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
+        let read = || -> CoreResult<OutgoingMessage> {
+            let topic = js::string(topic, "topic")?;
+            let mut message = match js::as_option(options) {
+                Some(options) => {
+                    let options = js::object(&options, "options")?;
+                    let mut path = FieldPath::default();
+                    path.reset(format_args!("options"));
+                    let keys = self.message_keys.in_scope().map_err(internal)?;
+                    let (message, present) = read_message_fields(&keys, &options, &mut path)?;
+                    js::reject_unknown_keys_beyond(
+                        &options,
+                        "options",
+                        &MESSAGE_KEYS[1..],
+                        present,
+                    )?;
+                    message
+                }
+                None => OutgoingMessage::default(),
+            };
+            message.topic = topic;
+            message.value = Some(
+                read_value(env, payload, "payload")?
+                    .ok_or_else(|| js::invalid("payload must not be null or undefined"))?,
+            );
+            Ok(message)
+        };
+        self.send_tracked(env, read().map(|message| vec![message]), true, scope)
+    }
+
     /// Hands the messages to the core producer on the calling (JavaScript)
     /// thread, so they reach librdkafka in call order, and returns the
     /// promise the ledger settles: with one report when `single`, else with
     /// an array. Inside the runtime so a backlog can drain.
-    fn send_tracked<'env, T>(
+    pub fn send_tracked<'env, T>(
         &self,
         env: &'env Env,
         messages: CoreResult<Vec<OutgoingMessage>>,
         single: bool,
+        scope: Option<TransactionScope>,
     ) -> napi::Result<PromiseRaw<'env, T>>
     where
         T: napi::bindgen_prelude::ToNapiValue + Send + 'static,
@@ -532,7 +625,10 @@ impl KafkaProducer {
         };
         let topics = Topics::of(messages.iter().map(|message| message.topic.as_str()));
         let tag = self.ledger.next_tag();
-        match within_runtime_if_available(|| self.inner.start_send_tracked(messages, tag)) {
+        let handed_over = within_runtime_if_available(|| {
+            self.producer.start_send_tracked_in(messages, tag, scope)
+        });
+        match handed_over {
             Ok(()) => {
                 let promise = self.ledger.promise(env, tag, topics, single)?;
                 Ok(PromiseRaw::new(env.raw(), promise))
@@ -553,6 +649,8 @@ const PRODUCER_OPTION_KEYS: &[&str] = &[
     "topicPrefix",
     "statisticsIntervalMs",
     "generateTraceparent",
+    "transactionalId",
+    "transactionTimeoutMs",
 ];
 
 fn read_producer_options<'env>(
@@ -579,6 +677,14 @@ fn read_producer_options<'env>(
     result.topic_prefix = js::optional(&options, "topicPrefix", "options", js::string)?;
     result.generate_traceparent =
         js::optional(&options, "generateTraceparent", "options", js::boolean)?.unwrap_or(false);
+    result.transactional_id = js::optional(&options, "transactionalId", "options", js::string)?;
+    result.transaction_timeout = js::optional(
+        &options,
+        "transactionTimeoutMs",
+        "options",
+        |value, what| js::integer(value, what, 1_000, 3_600_000),
+    )?
+    .map(|ms| Duration::from_millis(ms as u64));
     let logger = js::property(&options, "logger", "options")?;
     Ok((result, logger))
 }

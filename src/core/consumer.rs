@@ -9,6 +9,7 @@
 
 use crate::core::config::{ClientOptions, ClientSettings};
 use crate::core::context::KafkaContext;
+use crate::core::delivery::DeliverySink;
 use crate::core::embedded;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::validate_topic_name;
@@ -41,6 +42,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
+
+mod exactly_once;
 
 /// Defaults for at-least-once consumption: offsets are stored by this
 /// library after handling and committed by librdkafka every interval, on
@@ -163,6 +166,10 @@ pub struct ConsumerOptions {
     /// Raised while a revoke or `close` drains, so that a handler running a
     /// sequence of messages reports its progress after each one.
     pub yield_signal: YieldSignal,
+    /// Consume-transform-produce exactly once: runs are handled in
+    /// transactions of this producer (see [`exactly_once_producer`]), which
+    /// commit the consumed offsets with what the handler sent through it.
+    pub exactly_once: Option<Arc<Producer>>,
 }
 
 /// A flag the handler can read on the application's thread without waiting.
@@ -201,6 +208,7 @@ impl ConsumerOptions {
             drain_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(60),
             yield_signal: YieldSignal::default(),
+            exactly_once: None,
         }
     }
 
@@ -223,6 +231,20 @@ impl ConsumerOptions {
             return Err(CoreError::invalid_arg(
                 "concurrency must be between 1 and 10000",
             ));
+        }
+        if let Some(producer) = &self.exactly_once {
+            if !producer.is_transactional() {
+                return Err(CoreError::invalid_config(
+                    "exactlyOnce",
+                    "needs a producer with a transactionalId",
+                ));
+            }
+            if self.concurrency != 1 {
+                return Err(CoreError::invalid_config(
+                    "concurrency",
+                    "exactly-once processing runs one transaction at a time, in order: leave concurrency at 1",
+                ));
+            }
         }
         if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
             return Err(CoreError::invalid_arg(
@@ -689,6 +711,21 @@ impl Shared {
                     }
                 }
             }
+        }
+        if self.options.exactly_once.is_some() {
+            // Their offsets were committed in the transaction that handled
+            // them (or, for revoked ones, are the new owner's business):
+            // nothing to store for librdkafka's commits.
+            if let Ok(mut tracker) = self.tracker.lock() {
+                for (topic, partition, offset) in &stores {
+                    tracker.committed(&(topic.to_string(), *partition), offset + 1);
+                }
+            }
+            self.in_flight.fetch_sub(released, Ordering::AcqRel);
+            if released > 0 && self.backpressured.load(Ordering::Acquire) {
+                self.wakeup.wake();
+            }
+            return;
         }
         if released > 0 {
             self.in_flight.fetch_sub(released, Ordering::AcqRel);
@@ -1274,6 +1311,9 @@ impl ConsumerHandle {
                 if let Some(producer) = dead_letters {
                     let _ = runtime.block_on(producer.disconnect(Duration::from_secs(10)));
                 }
+                if let Some(producer) = &poller_shared.options.exactly_once {
+                    let _ = runtime.block_on(producer.disconnect(Duration::from_secs(10)));
+                }
                 span.in_scope(|| tracing::info!("Kafka consumer closed: {}", poller_shared.name));
                 let _ = stopped_tx.send(());
             })
@@ -1364,6 +1404,39 @@ impl Drop for ConsumerHandle {
             let _ = stop.send(());
         }
     }
+}
+
+/// The transactional producer for [`ConsumerOptions::exactly_once`]: the
+/// consumer's brokers and security settings, its own client id. Its
+/// `transactional_id` must stay the same when the instance restarts (so the
+/// restart fences the old one and aborts what it left open at once) and
+/// differ between the instances running side by side.
+pub fn exactly_once_producer(
+    options: &ConsumerOptions,
+    transactional_id: String,
+    transaction_timeout: Option<Duration>,
+    deliveries: Option<Arc<dyn DeliverySink>>,
+    sink: Arc<dyn LogSink>,
+) -> Result<Arc<Producer>> {
+    let client_id = options.client.client_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-consumer",
+            options.topics.first().map_or("", String::as_str)
+        )
+    });
+    let producer_options = ProducerOptions {
+        client: ClientOptions {
+            brokers: options.client.brokers.clone(),
+            client_id: Some(format!("{client_id}-txn")),
+            log_level: options.client.log_level,
+            properties: producer_properties(&options.client.properties),
+        },
+        deliveries,
+        transactional_id: Some(transactional_id),
+        transaction_timeout,
+        ..ProducerOptions::default()
+    };
+    Producer::new(producer_options, sink)
 }
 
 /// Producer settings for the dead-letter producer: the consumer's security
@@ -1667,6 +1740,9 @@ impl Dispatcher {
     }
 
     async fn run(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Vec<Work>>) {
+        if let Some(producer) = self.shared.options.exactly_once.clone() {
+            return self.run_transactional(&mut incoming, producer).await;
+        }
         match self.shared.options.batch {
             Some(batch) => self.run_batches(&mut incoming, batch).await,
             None => self.run_lanes(&mut incoming).await,
@@ -1994,9 +2070,9 @@ impl Dispatcher {
     /// dead-letter topic is off.
     async fn park(&self, work: &Work, code: &str, reason: &str, attempts: u32) {
         let message = &work.message;
-        let (Some(producer), Some(topic)) = (
+        let (Some(producer), Some(mut outgoing)) = (
             &self.dead_letters,
-            self.shared.options.dead_letter.topic_for(&message.topic),
+            self.dead_letter_record(work, code, reason, attempts),
         ) else {
             self.shared.counters.skipped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -2006,27 +2082,6 @@ impl Dispatcher {
                 message.offset
             );
             return;
-        };
-        let mut headers = message.headers.clone();
-        let mut add =
-            |name: &str, value: String| headers.push((name.to_string(), Some(value.into_bytes())));
-        add("x-dlq-error-code", code.to_string());
-        add("x-dlq-error-message", truncate(reason, 1000));
-        add("x-dlq-original-topic", message.topic.clone());
-        add("x-dlq-original-partition", message.partition.to_string());
-        add("x-dlq-original-offset", message.offset.to_string());
-        if let Some(timestamp) = message.timestamp {
-            add("x-dlq-original-timestamp", timestamp.to_string());
-        }
-        add("x-dlq-consumer-group", self.shared.group_id.clone());
-        add("x-dlq-attempts", attempts.to_string());
-        let mut outgoing = OutgoingMessage {
-            topic,
-            key: message.key.clone(),
-            value: message.payload.clone(),
-            headers,
-            partition: None,
-            timestamp: message.timestamp,
         };
         let mut failures = 0u32;
         loop {
@@ -2089,6 +2144,47 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    fn dead_letter_topic(&self, work: &Work) -> Option<String> {
+        self.shared
+            .options
+            .dead_letter
+            .topic_for(&work.message.topic)
+    }
+
+    /// The dead-letter record for a message (`None` when that is off): the
+    /// message as it was, with headers saying where it came from and why.
+    fn dead_letter_record(
+        &self,
+        work: &Work,
+        code: &str,
+        reason: &str,
+        attempts: u32,
+    ) -> Option<OutgoingMessage> {
+        let topic = self.dead_letter_topic(work)?;
+        let message = &work.message;
+        let mut headers = message.headers.clone();
+        let mut add =
+            |name: &str, value: String| headers.push((name.to_string(), Some(value.into_bytes())));
+        add("x-dlq-error-code", code.to_string());
+        add("x-dlq-error-message", truncate(reason, 1000));
+        add("x-dlq-original-topic", message.topic.clone());
+        add("x-dlq-original-partition", message.partition.to_string());
+        add("x-dlq-original-offset", message.offset.to_string());
+        if let Some(timestamp) = message.timestamp {
+            add("x-dlq-original-timestamp", timestamp.to_string());
+        }
+        add("x-dlq-consumer-group", self.shared.group_id.clone());
+        add("x-dlq-attempts", attempts.to_string());
+        Some(OutgoingMessage {
+            topic,
+            key: message.key.clone(),
+            value: message.payload.clone(),
+            headers,
+            partition: None,
+            timestamp: message.timestamp,
+        })
     }
 
     /// Gives up on a message without storing its offset (and without ever

@@ -24,11 +24,19 @@ pub enum CoreError {
         context: String,
         code: RDKafkaErrorCode,
         message: String,
+        /// librdkafka reported the client unusable (e.g. a transactional
+        /// producer fenced by a newer instance): create a new one.
+        fatal: bool,
     },
 
     /// The client was used after `disconnect()`/`close()`.
     #[error("{0} is disconnected")]
     Disconnected(&'static str),
+
+    /// A transactional operation out of order: a send outside a transaction
+    /// on a transactional producer, or a transaction used after it ended.
+    #[error("{0}")]
+    TransactionState(String),
 
     /// An operation did not complete in the allotted time.
     #[error("{0}")]
@@ -63,6 +71,7 @@ impl CoreError {
                 context,
                 code,
                 message: code.to_string(),
+                fatal: false,
             },
             None => CoreError::Internal(format!("{context}: {error}")),
         }
@@ -73,6 +82,30 @@ impl CoreError {
             context: context.into(),
             code,
             message: code.to_string(),
+            fatal: false,
+        }
+    }
+
+    /// Whether the client that returned this error can no longer be used.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, CoreError::Kafka { fatal: true, .. })
+    }
+
+    /// The same error, saying that the transaction it ended was aborted.
+    pub fn aborted(self) -> Self {
+        match self {
+            CoreError::Kafka {
+                context,
+                code,
+                message,
+                fatal,
+            } => CoreError::Kafka {
+                context: format!("{context} and was aborted"),
+                code,
+                message,
+                fatal,
+            },
+            other => other,
         }
     }
 
@@ -85,12 +118,19 @@ impl CoreError {
         match self {
             CoreError::InvalidArgument(_) => "ERR_INVALID_ARG".into(),
             CoreError::InvalidConfig { .. } => "ERR_INVALID_CONFIG".into(),
+            // librdkafka's local `_FENCED` and the broker's `PRODUCER_FENCED`
+            // mean the same to the application: a newer instance took over.
+            CoreError::Kafka {
+                code: RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced,
+                ..
+            } => "ERR_KAFKA_PRODUCER_FENCED".into(),
             CoreError::Kafka { code, .. } => {
                 format!(
                     "ERR_KAFKA_{}",
                     librdkafka_error_name(*code).trim_start_matches('_')
                 )
             }
+            CoreError::TransactionState(_) => "ERR_KAFKA_TRANSACTION_STATE".into(),
             CoreError::Disconnected(_) => "ERR_KAFKA_DISCONNECTED".into(),
             CoreError::TimedOut(_) => "ERR_KAFKA_TIMED_OUT".into(),
             CoreError::Serialization(_) => "ERR_SERIALIZATION".into(),
@@ -202,5 +242,24 @@ mod tests {
             "ERR_KAFKA_DISCONNECTED"
         );
         assert!(!CoreError::invalid_arg("x").is_retriable());
+        assert_eq!(
+            CoreError::TransactionState("x".into()).code(),
+            "ERR_KAFKA_TRANSACTION_STATE"
+        );
+    }
+
+    #[test]
+    fn fencing_has_one_code_whoever_reports_it() {
+        for code in [RDKafkaErrorCode::Fenced, RDKafkaErrorCode::ProducerFenced] {
+            let error = CoreError::from_code("commit", code);
+            assert_eq!(error.code(), "ERR_KAFKA_PRODUCER_FENCED");
+        }
+        let aborted = CoreError::from_code(
+            "the transaction could not be committed",
+            RDKafkaErrorCode::InvalidTransactionalState,
+        )
+        .aborted();
+        assert!(aborted.to_string().contains("and was aborted"), "{aborted}");
+        assert!(!aborted.is_fatal());
     }
 }

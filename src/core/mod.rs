@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod producer;
 pub mod schema;
 pub mod trace;
+pub mod transaction;

@@ -12,6 +12,7 @@ use crate::core::metrics::{
     self, ClientMetrics, MetricsSource, ProducerInstruments, ProducerMetrics,
 };
 use crate::core::trace;
+use crate::core::transaction::{TransactionScope, Transactions, DEFAULT_TRANSACTION_TIMEOUT_MS};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -62,6 +63,12 @@ pub struct ProducerOptions {
     pub deliveries: Option<Arc<dyn DeliverySink>>,
     /// Gives each message without a `traceparent` header a new trace.
     pub generate_traceparent: bool,
+    /// Makes the producer transactional (`transactional.id`): sends then go
+    /// through [`Producer::begin_transaction`]. Stable per application
+    /// instance, unique across the instances running at once.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: the cluster aborts a transaction open longer.
+    pub transaction_timeout: Option<Duration>,
 }
 
 impl Default for ProducerOptions {
@@ -73,6 +80,8 @@ impl Default for ProducerOptions {
             topic_prefix: None,
             deliveries: None,
             generate_traceparent: false,
+            transactional_id: None,
+            transaction_timeout: None,
         }
     }
 }
@@ -132,6 +141,45 @@ pub struct Producer {
     instruments: Arc<ProducerInstruments>,
     /// librdkafka's name of the handle, unique in the process.
     handle_name: String,
+    /// Present when the producer has a `transactional.id`.
+    transactions: Option<Transactions>,
+}
+
+/// The client options with the transactional settings applied. librdkafka
+/// refuses a `message.timeout.ms` above `transaction.timeout.ms`, so a
+/// transactional producer's default message timeout is the transaction's.
+fn transactional_client(options: &ProducerOptions) -> Result<ClientOptions> {
+    let mut client = options.client.clone();
+    if let Some(id) = &options.transactional_id {
+        if id.trim().is_empty() {
+            return Err(CoreError::invalid_config(
+                "transactionalId",
+                "must not be empty",
+            ));
+        }
+        client
+            .properties
+            .insert("transactional.id".into(), id.clone());
+    }
+    if let Some(timeout) = options.transaction_timeout {
+        client.properties.insert(
+            "transaction.timeout.ms".into(),
+            timeout.as_millis().to_string(),
+        );
+    }
+    if client.properties.contains_key("transactional.id")
+        && !client.properties.contains_key("message.timeout.ms")
+    {
+        let timeout = client
+            .properties
+            .get("transaction.timeout.ms")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TRANSACTION_TIMEOUT_MS.to_string());
+        client
+            .properties
+            .insert("message.timeout.ms".into(), timeout);
+    }
+    Ok(client)
 }
 
 /// Messages waiting, in call order, for room in librdkafka's queue.
@@ -206,8 +254,18 @@ impl Producer {
             ));
         }
         let topics = events::PlatformTopics::resolve(options.topic_prefix.as_deref(), &env)?;
-        let settings =
-            ClientSettings::resolve(&options.client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
+        let client = transactional_client(&options)?;
+        let settings = ClientSettings::resolve(&client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
+        let transactions = match settings.property("transactional.id") {
+            Some(_) => {
+                let timeout_ms = settings
+                    .property("transaction.timeout.ms")
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT_MS);
+                Some(Transactions::new(Duration::from_millis(timeout_ms)))
+            }
+            None => None,
+        };
         let log = ClientLog::register(&settings.client_id, settings.log_level, sink);
         let (connected, _) = watch::channel(false);
         let context = KafkaContext::with_connection_state(log.span().clone(), connected.clone());
@@ -240,6 +298,7 @@ impl Producer {
             backlog: Mutex::new(Backlog::default()),
             instruments,
             handle_name,
+            transactions,
         });
         let source: Weak<dyn MetricsSource> = Arc::downgrade(&producer) as _;
         metrics::register(source);
@@ -268,7 +327,29 @@ impl Producer {
         *self.connected.borrow()
     }
 
-    fn current_handle(&self) -> Result<Arc<Handle>> {
+    /// Whether sends must go through transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transactions.is_some()
+    }
+
+    pub(crate) fn transactional_state(&self) -> Option<&Transactions> {
+        self.transactions.as_ref()
+    }
+
+    /// Runs a blocking librdkafka call on tokio's blocking pool.
+    pub(crate) async fn blocking<T, F>(&self, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Handle) -> T + Send + 'static,
+    {
+        let handle = self.current_handle()?;
+        let span = self.log.span().clone();
+        tokio::task::spawn_blocking(move || span.in_scope(|| call(&handle)))
+            .await
+            .map_err(|error| CoreError::Internal(format!("librdkafka call failed: {error}")))
+    }
+
+    pub(crate) fn current_handle(&self) -> Result<Arc<Handle>> {
         self.handle
             .read()
             .ok()
@@ -321,8 +402,18 @@ impl Producer {
     /// refusal (e.g. a message too large) fails the call, while the messages
     /// before it are still delivered.
     pub fn start_send(self: &Arc<Self>, messages: Vec<OutgoingMessage>) -> Result<PendingSend> {
+        self.start_send_in(messages, None)
+    }
+
+    /// [`start_send`](Self::start_send) inside a transaction (`scope`), as a
+    /// transactional producer requires.
+    pub fn start_send_in(
+        self: &Arc<Self>,
+        messages: Vec<OutgoingMessage>,
+        scope: Option<TransactionScope>,
+    ) -> Result<PendingSend> {
         let mut entries = Vec::with_capacity(messages.len());
-        self.hand_over(messages, |_, message| {
+        self.hand_over(messages, scope, |_, message| {
             let (reply, waiting) = oneshot::channel();
             entries.push((message.topic.clone(), waiting));
             Notify::Reply(reply)
@@ -339,12 +430,22 @@ impl Producer {
         messages: Vec<OutgoingMessage>,
         tag: u64,
     ) -> Result<()> {
+        self.start_send_tracked_in(messages, tag, None)
+    }
+
+    /// [`start_send_tracked`](Self::start_send_tracked) inside a transaction.
+    pub fn start_send_tracked_in(
+        self: &Arc<Self>,
+        messages: Vec<OutgoingMessage>,
+        tag: u64,
+        scope: Option<TransactionScope>,
+    ) -> Result<()> {
         if self.options.deliveries.is_none() {
             return Err(CoreError::Internal(
                 "start_send_tracked needs ProducerOptions::deliveries".into(),
             ));
         }
-        self.hand_over(messages, |index, _| Notify::Sink {
+        self.hand_over(messages, scope, |index, _| Notify::Sink {
             tag,
             index: u32::try_from(index).unwrap_or(u32::MAX),
         })
@@ -353,12 +454,23 @@ impl Producer {
     fn hand_over(
         self: &Arc<Self>,
         mut messages: Vec<OutgoingMessage>,
+        scope: Option<TransactionScope>,
         mut notify_for: impl FnMut(usize, &OutgoingMessage) -> Notify,
     ) -> Result<()> {
         if messages.is_empty() {
             return Err(CoreError::invalid_arg(
                 "messages must contain at least one message",
             ));
+        }
+        match &self.transactions {
+            Some(transactions) => transactions.check_send(scope)?,
+            None if scope.is_some() => {
+                return Err(CoreError::invalid_config(
+                    "transactionalId",
+                    "transactions need a producer created with a transactionalId",
+                ))
+            }
+            None => {}
         }
         let total = messages.len();
         for (index, message) in messages.iter_mut().enumerate() {
@@ -938,10 +1050,12 @@ pub fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
             context,
             code,
             message,
+            fatal,
         } => CoreError::Kafka {
             context: format!("{prefix}: {context}"),
             code,
             message,
+            fatal,
         },
         other => other,
     }

@@ -1,0 +1,416 @@
+//! Consume-transform-produce, exactly once: each run of messages is handled
+//! inside one transaction of the consumer's transactional producer, and the
+//! run's offsets are committed in that same transaction. What the handler
+//! sends through the handed-in sender and the consumed offsets thus become
+//! visible together or not at all: after a crash at any point, the next
+//! owner of the partitions starts after the last committed transaction, and
+//! `read_committed` readers never see the outputs of an aborted one.
+//!
+//! One transaction at a time (a producer has at most one open), in arrival
+//! order, so the offsets a transaction commits never pass a message that is
+//! not handled yet. A failed handler aborts the transaction; the retry and
+//! dead-letter policies apply as in at-least-once mode, the dead-letter
+//! record itself being written in a transaction with its offset.
+
+use super::{Dispatcher, Interrupted, Work, MAX_SEQUENCE};
+use crate::core::error::CoreError;
+use crate::core::producer::{PendingSend, Producer};
+use crate::core::transaction::{ConsumerGroup, Transaction, TransactionOffset};
+use rdkafka::consumer::Consumer as _;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How a transaction over some works ended.
+enum Outcome {
+    Committed,
+    /// The handler failed on the work at `position`; the transaction was aborted.
+    HandlerFailed {
+        position: usize,
+        message: String,
+    },
+    /// The transaction could not be completed; it was aborted (or the
+    /// producer is unusable, when the error is fatal).
+    TransactionFailed(CoreError),
+    /// A drain interrupted the handler: aborted, to be redelivered.
+    Interrupted,
+}
+
+/// What to do with the valid works of a transaction.
+enum Treatment<'a> {
+    Handle {
+        attempt: u32,
+    },
+    /// Park them in the dead-letter topic (the handler gave up on them).
+    Park {
+        reason: &'a str,
+        attempts: u32,
+    },
+}
+
+impl Dispatcher {
+    pub(super) async fn run_transactional(
+        &self,
+        incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>,
+        producer: Arc<Producer>,
+    ) {
+        let (max_messages, max_wait) = match self.shared.options.batch {
+            Some(batch) => (batch.max_messages, batch.max_wait),
+            None => (MAX_SEQUENCE, Duration::ZERO),
+        };
+        let mut waiting: VecDeque<Work> = VecDeque::new();
+        let mut open = true;
+        loop {
+            if waiting.is_empty() {
+                match incoming.recv().await {
+                    Some(works) => waiting.extend(works),
+                    None => return,
+                }
+            }
+            let deadline = tokio::time::Instant::now() + max_wait;
+            while open && waiting.len() < max_messages {
+                let next = if max_wait.is_zero() {
+                    match incoming.try_recv() {
+                        Ok(works) => Some(works),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    }
+                } else {
+                    match tokio::time::timeout_at(deadline, incoming.recv()).await {
+                        Ok(works) => works,
+                        Err(_) => break,
+                    }
+                };
+                match next {
+                    Some(works) => waiting.extend(works),
+                    None => open = false,
+                }
+            }
+            let take = waiting.len().min(max_messages);
+            self.transact(&producer, waiting.drain(..take).collect())
+                .await;
+            if !open && waiting.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Handles works in transactions until each is committed, parked,
+    /// skipped or given up on (left for redelivery).
+    async fn transact(&self, producer: &Arc<Producer>, works: Vec<Work>) {
+        let works = self.without_revoked(works);
+        let retry = self.shared.options.retry;
+        // Segments still to commit, in order, each with its next attempt.
+        let mut segments: VecDeque<(Vec<Work>, u32)> = VecDeque::from([(works, 1)]);
+        let mut failures = 0u32;
+        while let Some((mut works, attempt)) = segments.pop_front() {
+            if works.is_empty() {
+                continue;
+            }
+            let outcome = self
+                .in_transaction(producer, &works, Treatment::Handle { attempt })
+                .await;
+            match outcome {
+                Outcome::Committed => {
+                    let handled = works.iter().filter(|work| work.verdict.is_ok()).count();
+                    self.shared
+                        .counters
+                        .processed
+                        .fetch_add(handled as u64, Ordering::Relaxed);
+                    self.count_parked(&works[..], works.len() - handled);
+                    self.finish_committed(&works);
+                }
+                Outcome::HandlerFailed { position, message } => {
+                    let closing = self.shared.closing.load(Ordering::Acquire);
+                    if attempt <= retry.retries && !closing {
+                        let pause = retry.backoff(attempt);
+                        tracing::warn!(
+                            "Handler failed for {} (attempt {attempt}): {message}; the transaction was aborted, retrying in {} ms",
+                            super::describe_works(&works[position..=position]),
+                            pause.as_millis()
+                        );
+                        self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(pause).await;
+                        segments.push_front((works, attempt + 1));
+                        continue;
+                    }
+                    if closing {
+                        self.give_up(&works);
+                        for (rest, _) in segments.drain(..) {
+                            self.give_up(&rest);
+                        }
+                        return;
+                    }
+                    tracing::error!(
+                        "Handler failed for {} after {attempt} attempt(s): {message}",
+                        super::describe_works(&works[position..=position])
+                    );
+                    // Commit what came before it, park it, then go on.
+                    let rest = works.split_off(position + 1);
+                    let failed = works.split_off(position);
+                    segments.push_front((rest, 1));
+                    self.park_in_transaction(producer, failed, &message, attempt)
+                        .await;
+                    segments.push_front((works, attempt));
+                }
+                Outcome::TransactionFailed(error) => {
+                    if !self.may_go_on(&error) {
+                        self.give_up(&works);
+                        for (rest, _) in segments.drain(..) {
+                            self.give_up(&rest);
+                        }
+                        return;
+                    }
+                    failures += 1;
+                    let pause = retry.backoff(failures).max(Duration::from_millis(100));
+                    tracing::warn!(
+                        "Transaction for {} failed: {error}; retrying in {} ms",
+                        super::describe_works(&works),
+                        pause.as_millis()
+                    );
+                    tokio::time::sleep(pause).await;
+                    segments.push_front((works, attempt));
+                }
+                Outcome::Interrupted => {
+                    self.give_up(&works);
+                    for (rest, _) in segments.drain(..) {
+                        self.give_up(&rest);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes a message the handler gave up on to the dead-letter topic (or
+    /// skips it) in a transaction with its offset, retrying until that commits.
+    async fn park_in_transaction(
+        &self,
+        producer: &Arc<Producer>,
+        works: Vec<Work>,
+        reason: &str,
+        attempts: u32,
+    ) {
+        let mut failures = 0u32;
+        loop {
+            let treatment = Treatment::Park { reason, attempts };
+            match self.in_transaction(producer, &works, treatment).await {
+                Outcome::Committed => {
+                    self.count_parked(&works, works.len());
+                    self.finish_committed(&works);
+                    return;
+                }
+                Outcome::TransactionFailed(error) if self.may_go_on(&error) => {
+                    failures += 1;
+                    let pause = self
+                        .shared
+                        .options
+                        .retry
+                        .backoff(failures)
+                        .max(Duration::from_millis(100));
+                    tracing::error!(
+                        "Cannot park {} in a transaction: {error}; retrying in {} ms",
+                        super::describe_works(&works),
+                        pause.as_millis()
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                _ => return self.give_up(&works),
+            }
+        }
+    }
+
+    /// One transaction over `works`: dead-letter records for the invalid
+    /// ones, the handler (or parking) for the valid ones, their offsets.
+    async fn in_transaction(
+        &self,
+        producer: &Arc<Producer>,
+        works: &[Work],
+        treatment: Treatment<'_>,
+    ) -> Outcome {
+        let transaction = match producer.begin_transaction().await {
+            Ok(transaction) => transaction,
+            Err(error) => return Outcome::TransactionFailed(error),
+        };
+        let scope = Some(transaction.scope());
+        let mut parked: Vec<PendingSend> = Vec::new();
+        let mut valid_positions = Vec::new();
+        for (position, work) in works.iter().enumerate() {
+            let record = match (&work.verdict, &treatment) {
+                (Err((code, reason)), _) => self.dead_letter_record(work, code, reason, 0),
+                (Ok(_), Treatment::Park { reason, attempts }) => {
+                    self.dead_letter_record(work, "ERR_HANDLER_FAILED", reason, *attempts)
+                }
+                (Ok(_), Treatment::Handle { .. }) => {
+                    valid_positions.push(position);
+                    None
+                }
+            };
+            if let Some(record) = record {
+                match producer.start_send_in(vec![record], scope) {
+                    Ok(pending) => parked.push(pending),
+                    Err(error) => return self.aborting(transaction, error).await,
+                }
+            }
+        }
+        if let Treatment::Handle { attempt } = treatment {
+            if !valid_positions.is_empty() {
+                let deliveries = valid_positions
+                    .iter()
+                    .map(|&position| super::Delivery {
+                        message: works[position].message.clone(),
+                        form: works[position]
+                            .verdict
+                            .clone()
+                            .unwrap_or(super::ValueForm::Raw),
+                        attempt,
+                    })
+                    .collect();
+                let started = std::time::Instant::now();
+                let outcome = self.handler.handle(deliveries).await;
+                self.shared
+                    .handled_in(started.elapsed(), valid_positions.len());
+                match outcome {
+                    Ok(()) => {}
+                    Err(Interrupted::Failed(failure)) => {
+                        let position = valid_positions
+                            .get(failure.index)
+                            .copied()
+                            .unwrap_or(valid_positions[0]);
+                        if let Err(error) = transaction.abort().await {
+                            return Outcome::TransactionFailed(error);
+                        }
+                        return Outcome::HandlerFailed {
+                            position,
+                            message: failure.message,
+                        };
+                    }
+                    Err(Interrupted::Yielded { .. }) => {
+                        let _ = transaction.abort().await;
+                        return Outcome::Interrupted;
+                    }
+                }
+            }
+        }
+        for pending in parked {
+            if let Err(error) = pending.acknowledged().await {
+                return self.aborting(transaction, error).await;
+            }
+        }
+        let group = self.consumer_group();
+        if let Err(error) = transaction.send_offsets(next_offsets(works), group).await {
+            return self.aborting(transaction, error).await;
+        }
+        match transaction.commit().await {
+            Ok(()) => Outcome::Committed,
+            Err(error) => Outcome::TransactionFailed(error),
+        }
+    }
+
+    async fn aborting(&self, transaction: Transaction, error: CoreError) -> Outcome {
+        if !error.is_fatal() {
+            if let Err(abort_error) = transaction.abort().await {
+                return Outcome::TransactionFailed(abort_error);
+            }
+        }
+        Outcome::TransactionFailed(error)
+    }
+
+    /// The live consumer's group metadata, so the broker can refuse offsets
+    /// from a member that lost the partitions in a rebalance.
+    fn consumer_group(&self) -> ConsumerGroup {
+        let consumer = self
+            .shared
+            .consumer
+            .lock()
+            .ok()
+            .and_then(|guard| guard.clone());
+        match consumer.and_then(|consumer| consumer.group_metadata()) {
+            Some(metadata) => ConsumerGroup::Metadata(metadata),
+            None => ConsumerGroup::Id(self.shared.group_id.clone()),
+        }
+    }
+
+    /// Whether transactions can go on after `error`. A fatal one (such as
+    /// being fenced by a newer instance with the same transactional id) ends
+    /// this consumer's processing: it closes, and its partitions go to the
+    /// instance that took over.
+    fn may_go_on(&self, error: &CoreError) -> bool {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        if error.is_fatal() {
+            tracing::error!(
+                "Exactly-once processing stopped ({}): {error}; closing the consumer, its uncommitted messages will be redelivered",
+                error.code()
+            );
+            self.shared.closing.store(true, Ordering::Release);
+            self.shared.wakeup.wake();
+            return false;
+        }
+        true
+    }
+
+    fn without_revoked(&self, works: Vec<Work>) -> Vec<Work> {
+        let Ok(tracker) = self.shared.tracker.lock() else {
+            return works;
+        };
+        let (current, revoked): (Vec<Work>, Vec<Work>) = works.into_iter().partition(|work| {
+            let key = (work.message.topic.clone(), work.message.partition);
+            tracker.generation(&key) == Some(work.generation)
+        });
+        drop(tracker);
+        // The partition's new owner receives these again.
+        for work in revoked {
+            self.shared.finish(&work.message, work.generation);
+        }
+        current
+    }
+
+    /// Counts `count` messages of `works` as dead-lettered (or skipped,
+    /// when the dead-letter topic is off) once their transaction committed.
+    fn count_parked(&self, works: &[Work], count: usize) {
+        let Some(first) = works.first() else { return };
+        if count == 0 {
+            return;
+        }
+        let counter = match self.dead_letter_topic(first) {
+            Some(_) => &self.shared.counters.dead_lettered,
+            None => &self.shared.counters.skipped,
+        };
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    fn finish_committed(&self, works: &[Work]) {
+        self.shared
+            .finish_all(works.iter().map(|work| (&*work.message, work.generation)));
+    }
+
+    /// Leaves messages unhandled: nothing of theirs was committed, so the
+    /// partition's owner receives them again after a restart or rebalance.
+    fn give_up(&self, works: &[Work]) {
+        for work in works {
+            self.abandon(work);
+        }
+    }
+}
+
+/// The offsets to commit: per partition, the one after its last message.
+fn next_offsets(works: &[Work]) -> Vec<TransactionOffset> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for work in works {
+        let entry = next
+            .entry((work.message.topic.as_str(), work.message.partition))
+            .or_insert(0);
+        *entry = (*entry).max(work.message.offset + 1);
+    }
+    next.into_iter()
+        .map(|((topic, partition), offset)| TransactionOffset {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        })
+        .collect()
+}

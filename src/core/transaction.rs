@@ -1,0 +1,425 @@
+//! Kafka transactions on a producer with a `transactional.id`: what is sent
+//! inside one, and the consumer offsets sent with it, become visible to
+//! `read_committed` readers together, or not at all.
+//!
+//! One transaction at a time per producer (librdkafka's rule): a
+//! [`Transaction`] holds the producer's turn from `begin` until it is
+//! committed or aborted, and the next one waits for it. The blocking
+//! librdkafka calls (init, send offsets, commit, abort) run on tokio's
+//! blocking pool.
+
+use crate::core::error::{CoreError, Result};
+use crate::core::producer::Producer;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer as _;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedMutexGuard;
+
+/// librdkafka's default `transaction.timeout.ms`, which also bounds how long
+/// commit and abort may take here.
+pub const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 60_000;
+
+/// The transactional side of a producer.
+pub(crate) struct Transactions {
+    turn: Arc<tokio::sync::Mutex<Session>>,
+    /// The open transaction's id, 0 when none is open: sends check it.
+    open: AtomicU64,
+    next_id: AtomicU64,
+    /// Set once librdkafka reports a fatal error (such as being fenced by a
+    /// newer instance with the same `transactional.id`): the producer can no
+    /// longer transact, and every later transaction fails with it.
+    fatal: Mutex<Option<CoreError>>,
+    /// How long init, send offsets, commit and abort may each take.
+    timeout: Duration,
+}
+
+#[derive(Default)]
+struct Session {
+    initialised: bool,
+}
+
+impl Transactions {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Transactions {
+            turn: Arc::default(),
+            open: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            fatal: Mutex::new(None),
+            timeout,
+        }
+    }
+
+    /// Whether a send for `scope` may go out now.
+    pub(crate) fn check_send(&self, scope: Option<TransactionScope>) -> Result<()> {
+        let open = self.open.load(Ordering::Acquire);
+        match scope {
+            None => Err(CoreError::TransactionState(
+                "this producer has a transactionalId: send inside producer.transaction(async (tx) => ...) with tx.send".into(),
+            )),
+            Some(_) if open == 0 => Err(CoreError::TransactionState(
+                "no transaction is open: this transaction already ended (a send after commit or abort)".into(),
+            )),
+            Some(TransactionScope::Id(id)) if id != open => Err(CoreError::TransactionState(
+                "this transaction already ended (a send after commit or abort)".into(),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn fatal(&self) -> Option<CoreError> {
+        self.fatal.lock().ok().and_then(|fatal| fatal.clone())
+    }
+
+    fn set_fatal(&self, error: &CoreError) {
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.get_or_insert_with(|| error.clone());
+        }
+    }
+}
+
+/// Which transaction a send belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionScope {
+    /// The transaction with this id; a send after it ended is refused.
+    Id(u64),
+    /// Whichever transaction is open: for a sender handed to a handler by a
+    /// consumer that opens and ends the transactions itself.
+    Current,
+}
+
+/// The consumer group whose offsets a transaction commits.
+pub enum ConsumerGroup {
+    /// Only the group id (as kafkajs' `sendOffsets` takes it). The broker
+    /// cannot then fence a consumer that lost its partitions in a rebalance.
+    Id(String),
+    /// A live consumer's group metadata (generation and member id included),
+    /// which lets the broker refuse offsets from a consumer that is no longer
+    /// the partition's owner (KIP-447).
+    Metadata(ConsumerGroupMetadata),
+}
+
+/// An offset to commit: `offset` is the next one to consume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A transaction failure as librdkafka classifies it.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    code: RDKafkaErrorCode,
+    fatal: bool,
+    requires_abort: bool,
+    retriable: bool,
+}
+
+impl Failure {
+    fn of(error: &KafkaError) -> Failure {
+        match error {
+            KafkaError::Transaction(error) => Failure {
+                code: error.code(),
+                fatal: error.is_fatal(),
+                requires_abort: error.txn_requires_abort(),
+                retriable: error.is_retriable(),
+            },
+            other => Failure {
+                code: other.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                fatal: false,
+                requires_abort: false,
+                retriable: false,
+            },
+        }
+    }
+
+    fn into_error(self, context: impl Into<String>) -> CoreError {
+        let mut error = CoreError::from_code(context, self.code);
+        if let CoreError::Kafka { fatal, .. } = &mut error {
+            *fatal = self.fatal;
+        }
+        error
+    }
+}
+
+impl Producer {
+    /// Starts a transaction, waiting for the previous one of this producer
+    /// to end. The first call also registers the `transactional.id` with the
+    /// cluster, which fences any older instance that used it and aborts
+    /// whatever transaction that instance left open.
+    pub async fn begin_transaction(self: &Arc<Self>) -> Result<Transaction> {
+        let transactions = self.transactions()?;
+        if let Some(fatal) = transactions.fatal() {
+            return Err(fatal);
+        }
+        let mut session = transactions.turn.clone().lock_owned().await;
+        if let Some(fatal) = transactions.fatal() {
+            return Err(fatal);
+        }
+        let handle = self.current_handle()?;
+        if !session.initialised {
+            let timeout = transactions.timeout;
+            self.blocking(move |handle| {
+                handle
+                    .init_transactions(timeout)
+                    .map_err(|e| Failure::of(&e))
+            })
+            .await?
+            .map_err(|failure| self.transaction_error("cannot initialise transactions", failure))?;
+            session.initialised = true;
+        }
+        handle.begin_transaction().map_err(|error| {
+            self.transaction_error("cannot begin a transaction", Failure::of(&error))
+        })?;
+        let id = transactions.next_id.fetch_add(1, Ordering::AcqRel) + 1;
+        transactions.open.store(id, Ordering::Release);
+        Ok(Transaction {
+            producer: self.clone(),
+            session: Some(session),
+            id,
+        })
+    }
+
+    fn transactions(&self) -> Result<&Transactions> {
+        self.transactional_state().ok_or_else(|| {
+            CoreError::invalid_config(
+                "transactionalId",
+                "transactions need a producer created with a transactionalId",
+            )
+        })
+    }
+
+    /// Wraps a librdkafka transaction error, remembering a fatal one.
+    fn transaction_error(&self, context: &str, failure: Failure) -> CoreError {
+        let error = failure.into_error(context);
+        if failure.fatal {
+            if let Some(transactions) = self.transactional_state() {
+                transactions.set_fatal(&error);
+            }
+        }
+        error
+    }
+}
+
+/// An open transaction. Commit or abort it; dropped while open, it is
+/// aborted in the background (and the next transaction waits for that).
+pub struct Transaction {
+    producer: Arc<Producer>,
+    session: Option<OwnedMutexGuard<Session>>,
+    id: u64,
+}
+
+impl Transaction {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn scope(&self) -> TransactionScope {
+        TransactionScope::Id(self.id)
+    }
+
+    pub fn producer(&self) -> &Arc<Producer> {
+        &self.producer
+    }
+
+    fn transactions(&self) -> Result<&Transactions> {
+        self.producer.transactions()
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        let transactions = self.transactions()?;
+        if self.session.is_none() || transactions.open.load(Ordering::Acquire) != self.id {
+            return Err(CoreError::TransactionState(
+                "this transaction already ended".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds consumer offsets to the transaction: they are committed for the
+    /// group if, and only if, the transaction commits.
+    pub async fn send_offsets(
+        &self,
+        offsets: Vec<TransactionOffset>,
+        group: ConsumerGroup,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::with_capacity(offsets.len());
+        for offset in &offsets {
+            if offset.offset < 0 {
+                return Err(CoreError::invalid_arg(format!(
+                    "the offset of {}[{}] must be at least 0 (got {})",
+                    offset.topic, offset.partition, offset.offset
+                )));
+            }
+            list.add_partition_offset(
+                &offset.topic,
+                offset.partition,
+                Offset::Offset(offset.offset),
+            )
+            .map_err(|error| CoreError::kafka("invalid offset", &error))?;
+        }
+        let timeout = self.transactions()?.timeout;
+        let outcome = self
+            .producer
+            .blocking(move |handle| match &group {
+                ConsumerGroup::Metadata(metadata) => handle
+                    .send_offsets_to_transaction(&list, metadata, timeout)
+                    .map_err(|error| Failure::of(&error)),
+                ConsumerGroup::Id(group_id) => {
+                    send_offsets_for_group_id(handle.client(), &list, group_id, timeout)
+                }
+            })
+            .await?;
+        outcome.map_err(|failure| {
+            self.producer
+                .transaction_error("cannot add the offsets to the transaction", failure)
+        })
+    }
+
+    /// Commits: waits for every message sent in the transaction to be
+    /// acknowledged, then makes them and the offsets visible. When the
+    /// cluster refuses, the transaction is aborted and the error returned.
+    pub async fn commit(mut self) -> Result<()> {
+        let transactions = self.transactions()?;
+        self.ensure_open()?;
+        transactions.open.store(0, Ordering::Release);
+        let timeout = transactions.timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = self
+                .producer
+                .blocking(move |handle| {
+                    handle
+                        .commit_transaction(remaining)
+                        .map_err(|error| Failure::of(&error))
+                })
+                .await?;
+            let Err(failure) = outcome else {
+                self.session = None;
+                return Ok(());
+            };
+            if failure.retriable && !failure.requires_abort && Instant::now() < deadline {
+                continue;
+            }
+            let error = self
+                .producer
+                .transaction_error("the transaction could not be committed", failure);
+            if failure.fatal {
+                self.session = None;
+                return Err(error);
+            }
+            // Abortable, or out of time: end it so the producer can go on.
+            return match self.abort_now().await {
+                Ok(()) => Err(error.aborted()),
+                Err(abort_error) => Err(abort_error),
+            };
+        }
+    }
+
+    /// Aborts: nothing sent in the transaction becomes visible to
+    /// `read_committed` readers, and its offsets are not committed.
+    pub async fn abort(mut self) -> Result<()> {
+        self.ensure_open()?;
+        self.abort_now().await
+    }
+
+    async fn abort_now(&mut self) -> Result<()> {
+        let transactions = self.transactions()?;
+        transactions.open.store(0, Ordering::Release);
+        let timeout = transactions.timeout;
+        let outcome = self
+            .producer
+            .blocking(move |handle| {
+                handle
+                    .abort_transaction(timeout)
+                    .map_err(|error| Failure::of(&error))
+            })
+            .await;
+        self.session = None;
+        outcome?.map_err(|failure| {
+            self.producer
+                .transaction_error("the transaction could not be aborted", failure)
+        })
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        let Ok(transactions) = self.producer.transactions() else {
+            return;
+        };
+        transactions.open.store(0, Ordering::Release);
+        let Ok(handle) = self.producer.current_handle() else {
+            return;
+        };
+        let timeout = transactions.timeout;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // The session moves along, so the next transaction starts only after
+        // this one is aborted.
+        runtime.spawn_blocking(move || {
+            let _session = session;
+            if let Err(error) = handle.abort_transaction(timeout) {
+                tracing::warn!("could not abort an abandoned transaction: {error}");
+            }
+        });
+    }
+}
+
+/// `rd_kafka_send_offsets_to_transaction` for a group known only by its id:
+/// rdkafka exposes group metadata only from a live consumer.
+fn send_offsets_for_group_id(
+    client: &rdkafka::client::Client<crate::core::delivery::DeliveryContext>,
+    offsets: &TopicPartitionList,
+    group_id: &str,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    let Ok(group_id) = CString::new(group_id) else {
+        return Err(Failure {
+            code: RDKafkaErrorCode::InvalidArgument,
+            fatal: false,
+            requires_abort: false,
+            retriable: false,
+        });
+    };
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the metadata is created from a valid C string and destroyed
+    // after the call; librdkafka copies what it needs from it and from the
+    // offsets list, which both outlive the call. The returned error object is
+    // read, then destroyed, exactly once.
+    unsafe {
+        let metadata = rdkafka::bindings::rd_kafka_consumer_group_metadata_new(group_id.as_ptr());
+        let error = rdkafka::bindings::rd_kafka_send_offsets_to_transaction(
+            client.native_ptr(),
+            offsets.ptr(),
+            metadata,
+            timeout_ms,
+        );
+        rdkafka::bindings::rd_kafka_consumer_group_metadata_destroy(metadata);
+        if error.is_null() {
+            return Ok(());
+        }
+        let failure = Failure {
+            code: RDKafkaErrorCode::from(rdkafka::bindings::rd_kafka_error_code(error)),
+            fatal: rdkafka::bindings::rd_kafka_error_is_fatal(error) != 0,
+            retriable: rdkafka::bindings::rd_kafka_error_is_retriable(error) != 0,
+            requires_abort: rdkafka::bindings::rd_kafka_error_txn_requires_abort(error) != 0,
+        };
+        rdkafka::bindings::rd_kafka_error_destroy(error);
+        Err(failure)
+    }
+}
