@@ -357,6 +357,12 @@ export interface ExactlyOnceConfig {
   transactionalId: string
   /** The longest a transaction may stay open. Default 60000. */
   transactionTimeoutMs?: number
+  /**
+   * librdkafka properties for the transactional producer (e.g.
+   * `{ 'compression.type': 'zstd' }`), over its defaults and the security
+   * settings it takes from the consumer's `config`.
+   */
+  config?: Record<string, string | number | boolean>
 }
 
 /**

@@ -10,11 +10,13 @@ use crate::binding::transaction::KafkaTransaction;
 use crate::core::consumer::{
     exactly_once_producer, BatchOptions, ConsumerHandle as CoreConsumerHandle,
     ConsumerOptions as CoreConsumerOptions, ConsumerStats as CoreConsumerStats, DeadLetter,
+    ExactlyOnce,
 };
 use crate::core::schema::PayloadSchema;
 use napi::bindgen_prelude::{JavaScriptClassExt, PromiseRaw, Unknown};
 use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -99,6 +101,11 @@ pub struct ExactlyOnceConfig {
     pub transactional_id: String,
     /// The longest a transaction may stay open. Default 60000.
     pub transaction_timeout_ms: Option<u32>,
+    /// librdkafka properties for the transactional producer (e.g.
+    /// `{ 'compression.type': 'zstd' }`), over its defaults and the security
+    /// settings it takes from the consumer's `config`.
+    #[napi(ts_type = "Record<string, string | number | boolean>")]
+    pub config: Option<String>,
 }
 
 #[napi(object)]
@@ -312,12 +319,15 @@ pub fn register_consumer<'env>(
         let batch = options.batch.is_some();
         let sink = JsLogSink::sink(env, logger)?;
         let sender = match exactly_once {
-            Some((transactional_id, timeout)) => {
+            Some(request) => {
                 let sender = Sender::build(env, |courier| {
                     exactly_once_producer(
                         &options,
-                        transactional_id,
-                        timeout,
+                        ExactlyOnce {
+                            transactional_id: request.transactional_id,
+                            transaction_timeout: request.timeout,
+                            properties: request.properties,
+                        },
                         Some(courier),
                         sink.clone(),
                     )
@@ -393,8 +403,12 @@ const CONSUMER_OPTION_KEYS: &[&str] = &[
     "exactlyOnce",
 ];
 
-/// What `options.exactlyOnce` asked for: a transactional id and timeout.
-type ExactlyOnceRequest = Option<(String, Option<Duration>)>;
+/// What `options.exactlyOnce` asked for.
+struct ExactlyOnceRequest {
+    transactional_id: String,
+    timeout: Option<Duration>,
+    properties: BTreeMap<String, String>,
+}
 
 fn read_consumer_options<'env>(
     env: &Env,
@@ -402,7 +416,7 @@ fn read_consumer_options<'env>(
     options: Option<Unknown<'env>>,
 ) -> CoreResult<(
     CoreConsumerOptions,
-    ExactlyOnceRequest,
+    Option<ExactlyOnceRequest>,
     Option<Unknown<'env>>,
 )> {
     let mut result = CoreConsumerOptions::new(topics);
@@ -511,13 +525,22 @@ fn read_consumer_options<'env>(
         Some(value) => {
             let what = "options.exactlyOnce";
             let config = js::object(&value, what)?;
-            js::reject_unknown_keys(&config, what, &["transactionalId", "transactionTimeoutMs"])?;
-            let id = js::optional(&config, "transactionalId", what, js::string)?
+            js::reject_unknown_keys(
+                &config,
+                what,
+                &["transactionalId", "transactionTimeoutMs", "config"],
+            )?;
+            let transactional_id = js::optional(&config, "transactionalId", what, js::string)?
                 .ok_or_else(|| js::invalid(format!("{what}.transactionalId is required")))?;
             let timeout =
                 js::optional(&config, "transactionTimeoutMs", what, int(1_000, 3_600_000))?
                     .map(millis);
-            Some((id, timeout))
+            let properties = read_client_options(env, &config)?.properties;
+            Some(ExactlyOnceRequest {
+                transactional_id,
+                timeout,
+                properties,
+            })
         }
         None => None,
     };

@@ -1406,6 +1406,14 @@ impl Drop for ConsumerHandle {
     }
 }
 
+/// What an exactly-once consumer's transactional producer is made of.
+pub struct ExactlyOnce {
+    pub transactional_id: String,
+    pub transaction_timeout: Option<Duration>,
+    /// librdkafka properties over the producer's defaults.
+    pub properties: BTreeMap<String, String>,
+}
+
 /// The transactional producer for [`ConsumerOptions::exactly_once`]: the
 /// consumer's brokers and security settings, its own client id. Its
 /// `transactional_id` must stay the same when the instance restarts (so the
@@ -1413,8 +1421,7 @@ impl Drop for ConsumerHandle {
 /// differ between the instances running side by side.
 pub fn exactly_once_producer(
     options: &ConsumerOptions,
-    transactional_id: String,
-    transaction_timeout: Option<Duration>,
+    exactly_once: ExactlyOnce,
     deliveries: Option<Arc<dyn DeliverySink>>,
     sink: Arc<dyn LogSink>,
 ) -> Result<Arc<Producer>> {
@@ -1424,16 +1431,18 @@ pub fn exactly_once_producer(
             options.topics.first().map_or("", String::as_str)
         )
     });
+    let mut properties = producer_properties(&options.client.properties);
+    properties.extend(exactly_once.properties);
     let producer_options = ProducerOptions {
         client: ClientOptions {
             brokers: options.client.brokers.clone(),
             client_id: Some(format!("{client_id}-txn")),
             log_level: options.client.log_level,
-            properties: producer_properties(&options.client.properties),
+            properties,
         },
         deliveries,
-        transactional_id: Some(transactional_id),
-        transaction_timeout,
+        transactional_id: Some(exactly_once.transactional_id),
+        transaction_timeout: exactly_once.transaction_timeout,
         ..ProducerOptions::default()
     };
     Producer::new(producer_options, sink)
