@@ -423,3 +423,167 @@ fn send_offsets_for_group_id(
         Err(failure)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::logging::StderrSink;
+    use crate::core::producer::{OutgoingMessage, ProducerOptions};
+    use rdkafka::mocking::MockCluster;
+
+    fn transactional(brokers: &str, id: &str) -> Arc<Producer> {
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec![brokers.to_string()]);
+        options.transactional_id = Some(id.to_string());
+        options.transaction_timeout = Some(Duration::from_secs(10));
+        Producer::new(options, Arc::new(StderrSink)).expect("producer")
+    }
+
+    fn message(value: &str) -> Vec<OutgoingMessage> {
+        vec![OutgoingMessage {
+            topic: "outputs".into(),
+            key: Some(b"k".to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            ..Default::default()
+        }]
+    }
+
+    #[tokio::test]
+    async fn sends_of_a_transactional_producer_must_be_inside_an_open_transaction() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let producer = transactional(&cluster.bootstrap_servers(), "tx-sends");
+        let outside = producer
+            .start_send(message("outside"))
+            .err()
+            .expect("refused");
+        assert_eq!(outside.code(), "ERR_KAFKA_TRANSACTION_STATE");
+
+        let transaction = producer.begin_transaction().await.expect("begin");
+        let scope = Some(transaction.scope());
+        let report = producer
+            .start_send_in(message("inside"), scope)
+            .expect("accepted")
+            .acknowledged_one()
+            .await
+            .expect("delivered");
+        assert_eq!(report.topic, "outputs");
+        producer
+            .start_send_in(message("current"), Some(TransactionScope::Current))
+            .expect("the open transaction takes sends for the current scope");
+        transaction.commit().await.expect("commit");
+
+        let late = producer
+            .start_send_in(message("late"), scope)
+            .err()
+            .expect("refused");
+        assert_eq!(late.code(), "ERR_KAFKA_TRANSACTION_STATE");
+        let no_open = producer
+            .start_send_in(message("late"), Some(TransactionScope::Current))
+            .err()
+            .expect("refused");
+        assert_eq!(no_open.code(), "ERR_KAFKA_TRANSACTION_STATE");
+        producer
+            .disconnect(Duration::from_secs(5))
+            .await
+            .expect("disconnect");
+    }
+
+    #[tokio::test]
+    async fn transactions_of_one_producer_run_one_after_another() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let producer = transactional(&cluster.bootstrap_servers(), "tx-turns");
+        let first = producer.begin_transaction().await.expect("begin");
+        let waiting = tokio::spawn({
+            let producer = producer.clone();
+            async move { producer.begin_transaction().await.map(|second| second.id()) }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a second transaction began while the first was open"
+        );
+        let first_id = first.id();
+        first.abort().await.expect("abort");
+        let second_id = waiting.await.expect("task").expect("second begins");
+        assert!(second_id > first_id);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_while_open_is_aborted_and_frees_the_producer() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let producer = transactional(&cluster.bootstrap_servers(), "tx-drop");
+        let abandoned = producer.begin_transaction().await.expect("begin");
+        let scope = Some(abandoned.scope());
+        drop(abandoned);
+        let refused = producer
+            .start_send_in(message("after drop"), scope)
+            .err()
+            .expect("refused");
+        assert_eq!(refused.code(), "ERR_KAFKA_TRANSACTION_STATE");
+        let next = tokio::time::timeout(Duration::from_secs(15), producer.begin_transaction())
+            .await
+            .expect("the next transaction begins once the dropped one is aborted")
+            .expect("begin");
+        next.commit().await.expect("commit");
+    }
+
+    #[tokio::test]
+    async fn offsets_are_checked_before_they_reach_librdkafka() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let producer = transactional(&cluster.bootstrap_servers(), "tx-offsets");
+        let transaction = producer.begin_transaction().await.expect("begin");
+        let negative = TransactionOffset {
+            topic: "outputs".into(),
+            partition: 0,
+            offset: -1,
+        };
+        let error = transaction
+            .send_offsets(vec![negative], ConsumerGroup::Id("group".into()))
+            .await
+            .expect_err("refused");
+        assert_eq!(error.code(), "ERR_INVALID_ARG");
+        transaction.abort().await.expect("abort");
+    }
+
+    #[tokio::test]
+    async fn a_producer_without_a_transactional_id_has_no_transactions() {
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec!["127.0.0.1:1".into()]);
+        let producer = Producer::new(options, Arc::new(StderrSink)).expect("producer");
+        let error = producer.begin_transaction().await.err().expect("refused");
+        assert_eq!(error.code(), "ERR_INVALID_CONFIG");
+        let scoped = producer
+            .start_send_in(message("x"), Some(TransactionScope::Current))
+            .err()
+            .expect("refused");
+        assert_eq!(scoped.code(), "ERR_INVALID_CONFIG");
+    }
+
+    #[test]
+    fn a_transactional_producer_times_messages_out_with_its_transactions() {
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec!["127.0.0.1:1".into()]);
+        options.transactional_id = Some("tx-config".into());
+        options.transaction_timeout = Some(Duration::from_secs(15));
+        let producer = Producer::new(options, Arc::new(StderrSink)).expect("producer");
+        let config = producer.effective_config().expect("config");
+        assert_eq!(
+            config.get("transactional.id").map(String::as_str),
+            Some("tx-config")
+        );
+        assert_eq!(
+            config.get("message.timeout.ms").map(String::as_str),
+            Some("15000")
+        );
+        let mut empty = ProducerOptions::default();
+        empty.transactional_id = Some(" ".into());
+        let error = Producer::new(empty, Arc::new(StderrSink))
+            .err()
+            .expect("refused");
+        assert_eq!(error.code(), "ERR_INVALID_CONFIG");
+    }
+}
