@@ -579,8 +579,10 @@ mod tests {
             config.get("message.timeout.ms").map(String::as_str),
             Some("15000")
         );
-        let mut empty = ProducerOptions::default();
-        empty.transactional_id = Some(" ".into());
+        let empty = ProducerOptions {
+            transactional_id: Some(" ".into()),
+            ..ProducerOptions::default()
+        };
         let error = Producer::new(empty, Arc::new(StderrSink))
             .err()
             .expect("refused");
