@@ -4,6 +4,7 @@ import {
   type ConsumerHandle,
   type ConsumerMetrics,
   type ConsumerStats,
+  type KafkaTransaction,
   registerConsumer,
 } from 'kafka-napi';
 import type { KafkaConsumerConfig } from './kafka-config';
@@ -65,8 +66,12 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
     this.logger = new Logger(name);
   }
 
-  /** Handles one message; throw (or reject) to have it retried, then dead-lettered. */
-  protected abstract handleMessage(payload: EachMessagePayload): Promise<void>;
+  /**
+   * Handles one message; throw (or reject) to have it retried, then dead-lettered.
+   * With `exactlyOnce` in the consumer's config, `tx` sends within the transaction
+   * that also commits the message's offset.
+   */
+  protected abstract handleMessage(payload: EachMessagePayload, tx?: KafkaTransaction): Promise<void>;
 
   /**
    * The message's value as `T`. Values are parsed (and validated, with a
@@ -151,7 +156,7 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
     while (!this.closing) {
       this.currentState = this.currentState === 'retrying' ? 'retrying' : 'starting';
       try {
-        const handle = await registerConsumer(topics, (message) => this.dispatch(message), {
+        const handle = await registerConsumer(topics, (message, tx) => this.dispatch(message, tx), {
           ...options,
           logger: toKafkaLogger(this.logger),
         });
@@ -180,9 +185,9 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
     }
   }
 
-  private async dispatch(message: ConsumedMessage): Promise<void> {
+  private async dispatch(message: ConsumedMessage, tx: KafkaTransaction | undefined): Promise<void> {
     try {
-      await this.handleMessage(message);
+      await this.handleMessage(message, tx);
     } catch (error) {
       this.logger.error(
         `Failed to process ${message.topic}[${message.partition}]@${message.offset} (attempt ${message.attempt}): ${errorSummary(error)}`,
