@@ -92,6 +92,21 @@ impl KafkaTransaction {
         }
     }
 
+    /// In an exactly-once consumer, the commit waits for every send of the
+    /// transaction, and a failed one aborts it (and the run is retried): a
+    /// callback need not await its sends, so an unawaited rejection is
+    /// marked handled rather than reported as unhandled (which would end
+    /// the process by Node's default).
+    fn awaited_by_commit<'env, T: FromNapiValue>(
+        &self,
+        sent: PromiseRaw<'env, T>,
+    ) -> napi::Result<PromiseRaw<'env, T>> {
+        if self.transaction.is_none() {
+            sent.catch(|_: napi::bindgen_prelude::CallbackContext<Unknown<'_>>| Ok(()))?;
+        }
+        Ok(sent)
+    }
+
     fn owned(&self) -> CoreResult<Shared> {
         self.transaction.clone().ok_or_else(|| {
             CoreError::TransactionState(
@@ -114,7 +129,7 @@ impl KafkaTransaction {
         env: &'env Env,
         record: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        self.sender.send(env, &record, Some(self.scope))
+        self.awaited_by_commit(self.sender.send(env, &record, Some(self.scope))?)
     }
 
     /// Sends to several topics within the transaction.
@@ -128,7 +143,7 @@ impl KafkaTransaction {
         env: &'env Env,
         batch: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        self.sender.send_batch(env, &batch, Some(self.scope))
+        self.awaited_by_commit(self.sender.send_batch(env, &batch, Some(self.scope))?)
     }
 
     /// Sends any payload to any topic within the transaction (strings and
@@ -145,8 +160,10 @@ impl KafkaTransaction {
         payload: Unknown<'env>,
         options: Option<Unknown<'env>>,
     ) -> napi::Result<PromiseRaw<'env, RecordMetadata>> {
-        self.sender
-            .send_message(env, &topic, &payload, options, Some(self.scope))
+        let sent = self
+            .sender
+            .send_message(env, &topic, &payload, options, Some(self.scope))?;
+        self.awaited_by_commit(sent)
     }
 
     /// Commits these consumer offsets (the next offset to read, per

@@ -94,6 +94,9 @@ impl CoreError {
     /// The same error, saying that the transaction it ended was aborted.
     pub fn aborted(self) -> Self {
         match self {
+            CoreError::InvalidArgument(message) => {
+                CoreError::InvalidArgument(format!("{message} (the transaction was aborted)"))
+            }
             CoreError::Kafka {
                 context,
                 code,

@@ -453,9 +453,9 @@ impl Producer {
 
     fn hand_over(
         self: &Arc<Self>,
-        mut messages: Vec<OutgoingMessage>,
+        messages: Vec<OutgoingMessage>,
         scope: Option<TransactionScope>,
-        mut notify_for: impl FnMut(usize, &OutgoingMessage) -> Notify,
+        notify_for: impl FnMut(usize, &OutgoingMessage) -> Notify,
     ) -> Result<()> {
         if messages.is_empty() {
             return Err(CoreError::invalid_arg(
@@ -463,15 +463,30 @@ impl Producer {
             ));
         }
         match &self.transactions {
-            Some(transactions) => transactions.check_send(scope)?,
-            None if scope.is_some() => {
-                return Err(CoreError::invalid_config(
-                    "transactionalId",
-                    "transactions need a producer created with a transactionalId",
-                ))
+            Some(transactions) => {
+                transactions.check_send(scope)?;
+                // As with Java's producer, a transaction in which a send
+                // failed cannot commit: whoever did not await the send
+                // learns of it from the commit.
+                let handed_over = self.hand_over_checked(messages, notify_for);
+                if let Err(error) = &handed_over {
+                    transactions.poison(error);
+                }
+                handed_over
             }
-            None => {}
+            None if scope.is_some() => Err(CoreError::invalid_config(
+                "transactionalId",
+                "transactions need a producer created with a transactionalId",
+            )),
+            None => self.hand_over_checked(messages, notify_for),
         }
+    }
+
+    fn hand_over_checked(
+        self: &Arc<Self>,
+        mut messages: Vec<OutgoingMessage>,
+        mut notify_for: impl FnMut(usize, &OutgoingMessage) -> Notify,
+    ) -> Result<()> {
         let total = messages.len();
         for (index, message) in messages.iter_mut().enumerate() {
             validate_message(message).map_err(|error| at_index(error, index, total))?;

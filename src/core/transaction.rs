@@ -36,6 +36,9 @@ pub(crate) struct Transactions {
     fatal: Mutex<Option<CoreError>>,
     /// How long init, send offsets, commit and abort may each take.
     timeout: Duration,
+    /// The first send of the open transaction that failed to be handed
+    /// over: the transaction can then only abort.
+    failed_send: Mutex<Option<CoreError>>,
 }
 
 #[derive(Default)]
@@ -51,7 +54,21 @@ impl Transactions {
             next_id: AtomicU64::new(0),
             fatal: Mutex::new(None),
             timeout,
+            failed_send: Mutex::new(None),
         }
+    }
+
+    pub(crate) fn poison(&self, error: &CoreError) {
+        if let Ok(mut failed) = self.failed_send.lock() {
+            failed.get_or_insert_with(|| error.clone());
+        }
+    }
+
+    fn take_failed_send(&self) -> Option<CoreError> {
+        self.failed_send
+            .lock()
+            .ok()
+            .and_then(|mut failed| failed.take())
     }
 
     /// Whether a send for `scope` may go out now.
@@ -177,6 +194,7 @@ impl Producer {
             self.transaction_error("cannot begin a transaction", Failure::of(&error))
         })?;
         let id = transactions.next_id.fetch_add(1, Ordering::AcqRel) + 1;
+        transactions.take_failed_send();
         transactions.open.store(id, Ordering::Release);
         Ok(Transaction {
             producer: self.clone(),
@@ -241,6 +259,17 @@ impl Transaction {
         Ok(())
     }
 
+    /// The error of a send of this transaction that could not be handed
+    /// over, if any: the transaction cannot commit then.
+    pub fn failed_send(&self) -> Option<CoreError> {
+        let transactions = self.transactions().ok()?;
+        transactions
+            .failed_send
+            .lock()
+            .ok()
+            .and_then(|failed| failed.clone())
+    }
+
     /// Adds consumer offsets to the transaction: they are committed for the
     /// group if, and only if, the transaction commits.
     pub async fn send_offsets(
@@ -292,6 +321,10 @@ impl Transaction {
         let transactions = self.transactions()?;
         self.ensure_open()?;
         transactions.open.store(0, Ordering::Release);
+        if let Some(failed) = transactions.take_failed_send() {
+            self.abort_now().await?;
+            return Err(failed.aborted());
+        }
         let timeout = transactions.timeout;
         let deadline = Instant::now() + timeout;
         loop {

@@ -36,6 +36,17 @@ enum Outcome {
     TransactionFailed(CoreError),
     /// A drain interrupted the handler: aborted, to be redelivered.
     Interrupted,
+    /// The cluster refused a dead-letter record as too large: aborted, to
+    /// be parked again without its value (which stays readable at the
+    /// original topic, partition and offset until retention).
+    DeadLetterTooLarge,
+}
+
+/// Whether dead-letter records keep the message's value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeadLetterValues {
+    Kept,
+    Omitted,
 }
 
 /// What to do with the valid works of a transaction.
@@ -105,14 +116,19 @@ impl Dispatcher {
         // Segments still to commit, in order, each with its next attempt.
         let mut segments: VecDeque<(Vec<Work>, u32)> = VecDeque::from([(works, 1)]);
         let mut failures = 0u32;
+        let mut values = DeadLetterValues::Kept;
         while let Some((mut works, attempt)) = segments.pop_front() {
             if works.is_empty() {
                 continue;
             }
             let outcome = self
-                .in_transaction(producer, &works, Treatment::Handle { attempt })
+                .in_transaction(producer, &works, Treatment::Handle { attempt }, values)
                 .await;
             match outcome {
+                Outcome::DeadLetterTooLarge => {
+                    values = DeadLetterValues::Omitted;
+                    segments.push_front((works, attempt));
+                }
                 Outcome::Committed => {
                     let handled = works.iter().filter(|work| work.verdict.is_ok()).count();
                     self.shared
@@ -194,9 +210,14 @@ impl Dispatcher {
         attempts: u32,
     ) {
         let mut failures = 0u32;
+        let mut values = DeadLetterValues::Kept;
         loop {
             let treatment = Treatment::Park { reason, attempts };
-            match self.in_transaction(producer, &works, treatment).await {
+            match self
+                .in_transaction(producer, &works, treatment, values)
+                .await
+            {
+                Outcome::DeadLetterTooLarge => values = DeadLetterValues::Omitted,
                 Outcome::Committed => {
                     self.count_parked(&works, works.len());
                     self.finish_committed(&works);
@@ -229,6 +250,7 @@ impl Dispatcher {
         producer: &Arc<Producer>,
         works: &[Work],
         treatment: Treatment<'_>,
+        values: DeadLetterValues,
     ) -> Outcome {
         let transaction = match producer.begin_transaction().await {
             Ok(transaction) => transaction,
@@ -248,7 +270,15 @@ impl Dispatcher {
                     None
                 }
             };
-            if let Some(record) = record {
+            if let Some(mut record) = record {
+                if values == DeadLetterValues::Omitted {
+                    if let Some(value) = record.value.take() {
+                        let note = format!("{} bytes, too large for {}", value.len(), record.topic);
+                        record
+                            .headers
+                            .push(("x-dlq-value-omitted".into(), Some(note.into_bytes())));
+                    }
+                }
                 match producer.start_send_in(vec![record], scope) {
                     Ok(pending) => parked.push(pending),
                     Err(error) => return self.aborting(transaction, error).await,
@@ -294,9 +324,32 @@ impl Dispatcher {
                 }
             }
         }
+        // A send the callback did not await that failed: the run failed.
+        if let (Some(failed), Some(&position)) =
+            (transaction.failed_send(), valid_positions.first())
+        {
+            if let Err(error) = transaction.abort().await {
+                return Outcome::TransactionFailed(error);
+            }
+            return Outcome::HandlerFailed {
+                position,
+                message: format!(
+                    "a send of the callback failed: {failed} ({})",
+                    failed.code()
+                ),
+            };
+        }
         for pending in parked {
             if let Err(error) = pending.acknowledged().await {
-                return self.aborting(transaction, error).await;
+                let too_large = error.code().ends_with("TOO_LARGE");
+                return match self.aborting(transaction, error).await {
+                    Outcome::TransactionFailed(_)
+                        if too_large && values == DeadLetterValues::Kept =>
+                    {
+                        Outcome::DeadLetterTooLarge
+                    }
+                    other => other,
+                };
             }
         }
         let group = self.consumer_group();
