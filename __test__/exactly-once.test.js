@@ -477,3 +477,73 @@ test('exactlyOnce refuses concurrency above 1 (ERR_INVALID_CONFIG) and a missing
   const anonymous = await attempt({ exactlyOnce: {} });
   expect(anonymous).toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('transactionalId') });
 });
+
+test('sends the callback does not await: each output is committed once, and a send that fails as it is handed over fails the run, which is retried (no unhandled rejection)', async () => {
+  // Tansu and the wire reader, as above. `exactlyOnce.config` turns compression off on the
+  // consumer's producer, so the outputs stay readable by the wire reader however librdkafka batches them.
+  const TOTAL = 40;
+  const FLAKY = 17;
+  const input = uniqueName('eos-unawaited-in');
+  const output = uniqueName('eos-unawaited-out');
+  const end = await prepare(
+    [
+      { name: input, partitions: 1 },
+      { name: output, partitions: 1 },
+    ],
+    input,
+    Array.from({ length: TOTAL }, (_, id) => ({ id })),
+  );
+  /** @type {unknown[]} */
+  const unhandled = [];
+  const onUnhandled = (/** @type {unknown} */ reason) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const groupId = uniqueName('eos-unawaited-group');
+  try {
+    const handle = await registerConsumer(
+      input,
+      (/** @type {any} */ message, /** @type {any} */ tx) => {
+        const { id } = message.value;
+        // Not awaited: the transaction's commit waits for every send.
+        tx.send({ topic: output, messages: [{ key: String(id), value: { id, attempt: message.attempt } }] });
+        // A topic name Kafka refuses: the send fails as it is handed over, on the first attempt only.
+        if (id === FLAKY && message.attempt === 1) tx.send({ topic: 'not a topic!', messages: [{ value: 'x' }] });
+      },
+      {
+        groupId,
+        brokers: brokers(),
+        fromBeginning: true,
+        sessionTimeoutMs: 6000,
+        logLevel: 'off',
+        config: { 'fetch.wait.max.ms': 50 },
+        retry: { retries: 2, initialBackoffMs: 20 },
+        exactlyOnce: { transactionalId: uniqueName('eos-tx'), config: { 'compression.type': 'none' } },
+      },
+    );
+    handles.push(handle);
+    await eventually(() => handle.stats().processed >= TOTAL, { timeoutMs: 30000, what: 'every message processed' });
+    await eventually(() => offsetsAtEnd(groupId, input, end), { timeoutMs: 10000, what: 'offsets at the end' });
+    const stats = handle.stats();
+    await handle.close();
+    await new Promise((resolve) => setImmediate(resolve));
+
+    const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
+    const committed = parsed(result.committed);
+    const aborted = parsed(result.aborted);
+    expect(
+      exactlyOnceReport(
+        committed.map((record) => record.id),
+        TOTAL,
+      ),
+    ).toEqual({ missing: [], duplicated: [], unexpected: [] });
+    // The run with the failed send was aborted whole and committed on its second attempt.
+    // (Its first outputs may never reach the broker: an abort purges what librdkafka still
+    // holds, so they show up as aborted records at most.)
+    expect(committed.find((record) => record.id === FLAKY)).toEqual({ id: FLAKY, attempt: 2 });
+    expect(aborted.every((record) => record.attempt === 1)).toBe(true);
+    expect(result.open).toEqual([]);
+    expect(stats).toMatchObject({ processed: TOTAL, retried: 1, deadLettered: 0, skipped: 0 });
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
