@@ -547,3 +547,65 @@ test('sends the callback does not await: each output is committed once, and a se
     process.off('unhandledRejection', onUnhandled);
   }
 });
+
+test('a second instance joining mid-stream takes partitions over: every input still has exactly one committed output, and nothing stalls', async () => {
+  // Tansu: group rebalances with transactional offset commits; the wire reader, as above.
+  // Each instance has its own transactionalId (as instances running side by side must).
+  const TOTAL = 400;
+  const input = uniqueName('eos-rebalance-in');
+  const output = uniqueName('eos-rebalance-out');
+  const end = await prepare(
+    [
+      { name: input, partitions: 4 },
+      { name: output, partitions: 1 },
+    ],
+    input,
+    Array.from({ length: TOTAL }, (_, id) => ({ id })),
+  );
+  const groupId = uniqueName('eos-rebalance-group');
+  const start = (/** @type {string} */ name) =>
+    registerConsumer(
+      input,
+      async (/** @type {any} */ message, /** @type {any} */ tx) => {
+        const { id } = message.value;
+        // Slow enough that the input outlasts the second instance's join.
+        await new Promise((resolve) => setTimeout(resolve, 15));
+        await tx.send({ topic: output, messages: [{ key: String(id), value: { id, by: name } }] });
+      },
+      {
+        groupId,
+        clientId: `${groupId}-${name}`,
+        // A small prefetch: a revoke drains what was received, which would otherwise be all of it.
+        maxInFlight: 20,
+        brokers: brokers(),
+        fromBeginning: true,
+        sessionTimeoutMs: 6000,
+        logLevel: 'off',
+        config: { 'fetch.wait.max.ms': 50 },
+        exactlyOnce: { transactionalId: `${groupId}-${name}`, config: { 'compression.type': 'none' } },
+      },
+    );
+  const first = await start('a');
+  handles.push(first);
+  await eventually(() => first.stats().processed >= 40, { timeoutMs: 20000, what: 'the first instance under way' });
+  const second = await start('b');
+  handles.push(second);
+  await eventually(() => offsetsAtEnd(groupId, input, end), { timeoutMs: 60000, what: 'offsets at the end' });
+  const assigned = { a: first.assignment().length, b: second.assignment().length };
+  await second.close();
+  await first.close();
+
+  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
+  const committed = parsed(result.committed);
+  expect(
+    exactlyOnceReport(
+      committed.map((record) => record.id),
+      TOTAL,
+    ),
+  ).toEqual({ missing: [], duplicated: [], unexpected: [] });
+  expect(result.open).toEqual([]);
+  // Both took part: the partitions were split between them.
+  expect(assigned.a).toBeGreaterThan(0);
+  expect(assigned.b).toBeGreaterThan(0);
+  expect(new Set(committed.map((record) => record.by))).toEqual(new Set(['a', 'b']));
+});

@@ -567,6 +567,16 @@ impl Shared {
         self.uncommitted.fetch_sub(uncommitted, Ordering::AcqRel);
     }
 
+    /// Asks handlers running a sequence to report progress after each
+    /// message, so a drain need not wait for whole runs. Not in exactly-once
+    /// mode: there a run is one transaction, which commits whole or not at
+    /// all, so a drain waits for it (at most a run or a batch).
+    fn ask_handlers_to_yield(&self) {
+        if self.options.exactly_once.is_none() {
+            self.options.yield_signal.raise();
+        }
+    }
+
     /// Spreads a run's time in the callback over the messages it covered.
     fn handled_in(&self, elapsed: Duration, messages: usize) {
         if messages > 0 {
@@ -912,7 +922,7 @@ impl ConsumerContext for ConsumerHooks {
             tracing::info!("Partitions revoked: {}", describe(&revoked));
             // Let started messages of the revoked partitions finish, so their
             // offsets are committed before another member takes over.
-            shared.options.yield_signal.raise();
+            shared.ask_handlers_to_yield();
             let deadline = Instant::now() + shared.options.drain_timeout;
             loop {
                 let outstanding: usize = match shared.tracker.lock() {
@@ -1634,7 +1644,7 @@ fn finish_close(
         let _ = consumer.pause(&assignment);
     }
     drop(to_dispatcher);
-    shared.options.yield_signal.raise();
+    shared.ask_handlers_to_yield();
     let deadline = Instant::now() + shared.options.drain_timeout;
     while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
         // Keep serving librdkafka's callbacks while waiting.

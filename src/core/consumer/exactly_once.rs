@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// How long a run interrupted by a revoke's drain waits before it is tried
+/// again: the drain ends once the revoked partitions' messages are let go.
+const INTERRUPTED_PAUSE: Duration = Duration::from_millis(20);
+
 /// How a transaction over some works ended.
 enum Outcome {
     Committed,
@@ -189,12 +193,19 @@ impl Dispatcher {
                     tokio::time::sleep(pause).await;
                     segments.push_front((works, attempt));
                 }
-                Outcome::Interrupted => {
+                Outcome::Interrupted if self.shared.closing.load(Ordering::Acquire) => {
                     self.give_up(&works);
                     for (rest, _) in segments.drain(..) {
                         self.give_up(&rest);
                     }
                     return;
+                }
+                // Exactly-once handlers are never asked to yield (a run is
+                // one transaction); should one yield all the same, the run is
+                // handled again: the aborted attempt left nothing behind.
+                Outcome::Interrupted => {
+                    tokio::time::sleep(INTERRUPTED_PAUSE).await;
+                    segments.push_front((self.without_revoked(works), attempt));
                 }
             }
         }
