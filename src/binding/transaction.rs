@@ -272,11 +272,12 @@ pub fn transaction<'env>(
     }
     let beginning = sender.clone();
     let begin = move |env: &Env| -> napi::Result<napi::sys::napi_value> {
-        let producer = beginning.producer().clone();
+        // Asks for the producer's turn now, so transactions begin in call order.
+        let beginning_transaction = beginning.producer().begin_transaction();
         let sender = beginning.clone();
         let begun = promise(
             env,
-            async move { producer.begin_transaction().await },
+            beginning_transaction,
             move |_, transaction: Transaction| {
                 Ok(KafkaTransaction {
                     scope: transaction.scope(),

@@ -4,7 +4,9 @@
 //!
 //! One transaction at a time per producer (librdkafka's rule): a
 //! [`Transaction`] holds the producer's turn from `begin` until it is
-//! committed or aborted, and the next one waits for it. The blocking
+//! committed or aborted, and the next one waits for it; turns are given in
+//! the order they were asked for. A commit or abort that runs out of time is
+//! resumed (librdkafka's rule, too) before the next transaction begins. The blocking
 //! librdkafka calls (init, send offsets, commit, abort) run on tokio's
 //! blocking pool.
 
@@ -14,11 +16,13 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::VecDeque;
 use std::ffi::CString;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::oneshot;
 
 /// librdkafka's default `transaction.timeout.ms`, which also bounds how long
 /// commit and abort may take here.
@@ -26,7 +30,12 @@ pub const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 60_000;
 
 /// The transactional side of a producer.
 pub(crate) struct Transactions {
-    turn: Arc<tokio::sync::Mutex<Session>>,
+    turns: Arc<Turns>,
+    /// `transactional.id` registered with the cluster (once per producer).
+    initialised: AtomicBool,
+    /// A commit or abort that ran out of time: librdkafka must be asked
+    /// for the same again before anything else.
+    unfinished: Mutex<Option<Ending>>,
     /// The open transaction's id, 0 when none is open: sends check it.
     open: AtomicU64,
     next_id: AtomicU64,
@@ -41,15 +50,103 @@ pub(crate) struct Transactions {
     failed_send: Mutex<Option<CoreError>>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Commit,
+    Abort,
+}
+
+impl Ending {
+    fn name(self) -> &'static str {
+        match self {
+            Ending::Commit => "commit",
+            Ending::Abort => "abort",
+        }
+    }
+}
+
+/// Turns at transacting, first asked, first served.
 #[derive(Default)]
-struct Session {
-    initialised: bool,
+struct Turns {
+    queue: Mutex<TurnQueue>,
+}
+
+#[derive(Default)]
+struct TurnQueue {
+    taken: bool,
+    waiting: VecDeque<oneshot::Sender<Turn>>,
+}
+
+/// The right to transact; the next in line gets it when this is dropped.
+pub(crate) struct Turn {
+    turns: Option<Arc<Turns>>,
+}
+
+impl Turns {
+    /// Asks for a turn now (so that the order of requests is the order of
+    /// the calls); the receiver gets it when every earlier one is done.
+    fn request(self: &Arc<Self>) -> oneshot::Receiver<Turn> {
+        let (sender, receiver) = oneshot::channel();
+        let free = match self.queue.lock() {
+            Ok(mut queue) if queue.taken => {
+                queue.waiting.push_back(sender);
+                None
+            }
+            Ok(mut queue) => {
+                queue.taken = true;
+                Some(sender)
+            }
+            Err(_) => None,
+        };
+        if let Some(sender) = free {
+            // A receiver already gone drops the turn, which passes it on.
+            let _ = sender.send(Turn {
+                turns: Some(self.clone()),
+            });
+        }
+        receiver
+    }
+
+    fn pass_on(self: &Arc<Self>) {
+        loop {
+            let next = match self.queue.lock() {
+                Ok(mut queue) => match queue.waiting.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        queue.taken = false;
+                        return;
+                    }
+                },
+                Err(_) => return,
+            };
+            let turn = Turn {
+                turns: Some(self.clone()),
+            };
+            match next.send(turn) {
+                Ok(()) => return,
+                // That caller stopped waiting: the next one's turn.
+                Err(mut unwanted) => {
+                    unwanted.turns = None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(turns) = self.turns.take() {
+            turns.pass_on();
+        }
+    }
 }
 
 impl Transactions {
     pub(crate) fn new(timeout: Duration) -> Self {
         Transactions {
-            turn: Arc::default(),
+            turns: Arc::default(),
+            initialised: AtomicBool::new(false),
+            unfinished: Mutex::new(None),
             open: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             fatal: Mutex::new(None),
@@ -62,6 +159,19 @@ impl Transactions {
         if let Ok(mut failed) = self.failed_send.lock() {
             failed.get_or_insert_with(|| error.clone());
         }
+    }
+
+    fn set_unfinished(&self, ending: Option<Ending>) {
+        if let Ok(mut unfinished) = self.unfinished.lock() {
+            *unfinished = ending;
+        }
+    }
+
+    fn unfinished(&self) -> Option<Ending> {
+        self.unfinished
+            .lock()
+            .ok()
+            .and_then(|unfinished| *unfinished)
     }
 
     fn take_failed_send(&self) -> Option<CoreError> {
@@ -166,20 +276,32 @@ impl Failure {
 
 impl Producer {
     /// Starts a transaction, waiting for the previous one of this producer
-    /// to end. The first call also registers the `transactional.id` with the
-    /// cluster, which fences any older instance that used it and aborts
-    /// whatever transaction that instance left open.
-    pub async fn begin_transaction(self: &Arc<Self>) -> Result<Transaction> {
+    /// to end: transactions begin in the order of the calls. The first also
+    /// registers the `transactional.id` with the cluster, which fences any
+    /// older instance that used it and aborts whatever that one left open.
+    pub fn begin_transaction(
+        self: &Arc<Self>,
+    ) -> impl Future<Output = Result<Transaction>> + Send + 'static {
+        let producer = self.clone();
+        // Asked for here, in the caller's order, not when the future first runs.
+        let requested = self
+            .transactions()
+            .map(|transactions| transactions.turns.request());
+        async move {
+            let turn = requested?
+                .await
+                .map_err(|_| CoreError::Internal("the transaction queue was dropped".into()))?;
+            producer.begin_in_turn(turn).await
+        }
+    }
+
+    async fn begin_in_turn(self: &Arc<Self>, turn: Turn) -> Result<Transaction> {
         let transactions = self.transactions()?;
         if let Some(fatal) = transactions.fatal() {
             return Err(fatal);
         }
-        let mut session = transactions.turn.clone().lock_owned().await;
-        if let Some(fatal) = transactions.fatal() {
-            return Err(fatal);
-        }
         let handle = self.current_handle()?;
-        if !session.initialised {
+        if !transactions.initialised.load(Ordering::Acquire) {
             let timeout = transactions.timeout;
             self.blocking(move |handle| {
                 handle
@@ -188,8 +310,9 @@ impl Producer {
             })
             .await?
             .map_err(|failure| self.transaction_error("cannot initialise transactions", failure))?;
-            session.initialised = true;
+            transactions.initialised.store(true, Ordering::Release);
         }
+        self.finish_unfinished().await?;
         handle.begin_transaction().map_err(|error| {
             self.transaction_error("cannot begin a transaction", Failure::of(&error))
         })?;
@@ -198,9 +321,46 @@ impl Producer {
         transactions.open.store(id, Ordering::Release);
         Ok(Transaction {
             producer: self.clone(),
-            session: Some(session),
+            turn: Some(turn),
             id,
         })
+    }
+
+    /// Resumes a commit or abort of an earlier transaction that ran out of
+    /// time: librdkafka accepts nothing else until it completes.
+    async fn finish_unfinished(&self) -> Result<()> {
+        let transactions = self.transactions()?;
+        while let Some(ending) = transactions.unfinished() {
+            let timeout = transactions.timeout;
+            let outcome = self
+                .blocking(move |handle| {
+                    match ending {
+                        Ending::Commit => handle.commit_transaction(timeout),
+                        Ending::Abort => handle.abort_transaction(timeout),
+                    }
+                    .map_err(|error| Failure::of(&error))
+                })
+                .await?;
+            match outcome {
+                Ok(()) => transactions.set_unfinished(None),
+                Err(failure) if failure.retriable && !failure.requires_abort => {
+                    return Err(CoreError::TimedOut(format!(
+                        "the previous transaction's {} has still not completed after {} ms (it is resumed before the next transaction)",
+                        ending.name(),
+                        timeout.as_millis()
+                    )));
+                }
+                Err(failure) if ending == Ending::Commit && failure.requires_abort => {
+                    transactions.set_unfinished(Some(Ending::Abort));
+                }
+                Err(failure) => {
+                    transactions.set_unfinished(None);
+                    let context = format!("the previous transaction's {} failed", ending.name());
+                    return Err(self.transaction_error(&context, failure));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn transactions(&self) -> Result<&Transactions> {
@@ -228,7 +388,7 @@ impl Producer {
 /// aborted in the background (and the next transaction waits for that).
 pub struct Transaction {
     producer: Arc<Producer>,
-    session: Option<OwnedMutexGuard<Session>>,
+    turn: Option<Turn>,
     id: u64,
 }
 
@@ -251,7 +411,7 @@ impl Transaction {
 
     fn ensure_open(&self) -> Result<()> {
         let transactions = self.transactions()?;
-        if self.session.is_none() || transactions.open.load(Ordering::Acquire) != self.id {
+        if self.turn.is_none() || transactions.open.load(Ordering::Acquire) != self.id {
             return Err(CoreError::TransactionState(
                 "this transaction already ended".into(),
             ));
@@ -317,6 +477,8 @@ impl Transaction {
     /// Commits: waits for every message sent in the transaction to be
     /// acknowledged, then makes them and the offsets visible. When the
     /// cluster refuses, the transaction is aborted and the error returned.
+    /// When the commit runs out of time (`ERR_KAFKA_TIMED_OUT`), it may yet
+    /// succeed: it is resumed before the next transaction begins.
     pub async fn commit(mut self) -> Result<()> {
         let transactions = self.transactions()?;
         self.ensure_open()?;
@@ -338,23 +500,38 @@ impl Transaction {
                 })
                 .await?;
             let Err(failure) = outcome else {
-                self.session = None;
+                self.turn = None;
                 return Ok(());
             };
-            if failure.retriable && !failure.requires_abort && Instant::now() < deadline {
-                continue;
+            if failure.retriable && !failure.requires_abort {
+                if Instant::now() < deadline {
+                    continue;
+                }
+                transactions.set_unfinished(Some(Ending::Commit));
+                self.turn = None;
+                return Err(CoreError::TimedOut(format!(
+                    "the transaction's commit did not complete within {} ms ({}): it may yet commit, and is resumed before the next transaction",
+                    timeout.as_millis(),
+                    crate::core::error::librdkafka_error_name(failure.code)
+                )));
             }
             let error = self
                 .producer
                 .transaction_error("the transaction could not be committed", failure);
             if failure.fatal {
-                self.session = None;
+                self.turn = None;
                 return Err(error);
             }
-            // Abortable, or out of time: end it so the producer can go on.
+            // The cluster refused: abort, so that the producer can go on,
+            // and report why the commit failed (not how the abort went).
             return match self.abort_now().await {
                 Ok(()) => Err(error.aborted()),
-                Err(abort_error) => Err(abort_error),
+                Err(abort_error) => {
+                    tracing::warn!(
+                        "after a failed commit ({error}), the abort failed too: {abort_error}"
+                    );
+                    Err(error)
+                }
             };
         }
     }
@@ -378,17 +555,34 @@ impl Transaction {
                     .map_err(|error| Failure::of(&error))
             })
             .await;
-        self.session = None;
-        outcome?.map_err(|failure| {
-            self.producer
-                .transaction_error("the transaction could not be aborted", failure)
-        })
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.turn = None;
+                return Err(error);
+            }
+        };
+        let result = match outcome {
+            Ok(()) => Ok(()),
+            Err(failure) if failure.retriable => {
+                transactions.set_unfinished(Some(Ending::Abort));
+                Err(CoreError::TimedOut(format!(
+                    "the transaction's abort did not complete within {} ms: it is resumed before the next transaction (the cluster also aborts it after transactionTimeoutMs)",
+                    timeout.as_millis()
+                )))
+            }
+            Err(failure) => Err(self
+                .producer
+                .transaction_error("the transaction could not be aborted", failure)),
+        };
+        self.turn = None;
+        result
     }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        let Some(session) = self.session.take() else {
+        let Some(turn) = self.turn.take() else {
             return;
         };
         let Ok(transactions) = self.producer.transactions() else {
@@ -402,12 +596,18 @@ impl Drop for Transaction {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        // The session moves along, so the next transaction starts only after
-        // this one is aborted.
+        let producer = self.producer.clone();
+        // The turn moves along, so the next transaction starts only after
+        // this one is aborted (or known to need resuming).
         runtime.spawn_blocking(move || {
-            let _session = session;
+            let _turn = turn;
             if let Err(error) = handle.abort_transaction(timeout) {
                 tracing::warn!("could not abort an abandoned transaction: {error}");
+                if Failure::of(&error).retriable {
+                    if let Some(transactions) = producer.transactional_state() {
+                        transactions.set_unfinished(Some(Ending::Abort));
+                    }
+                }
             }
         });
     }
@@ -541,6 +741,71 @@ mod tests {
         first.abort().await.expect("abort");
         let second_id = waiting.await.expect("task").expect("second begins");
         assert!(second_id > first_id);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn waiting_transactions_begin_in_the_order_they_were_asked_for() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let producer = transactional(&cluster.bootstrap_servers(), "tx-order");
+        let first = producer.begin_transaction().await.expect("begin");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for caller in 0..8 {
+            // Asked for now, in this order; the tasks may first run in any order.
+            let begun = producer.begin_transaction();
+            let order = order.clone();
+            waiting.push(tokio::spawn(async move {
+                let transaction = begun.await.expect("begin");
+                order.lock().expect("order").push(caller);
+                transaction.commit().await.expect("commit");
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.commit().await.expect("commit");
+        for task in waiting {
+            task.await.expect("task");
+        }
+        assert_eq!(*order.lock().expect("order"), (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_commit_or_abort_out_of_time_is_resumed_before_the_next_transaction() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        options.transactional_id = Some("tx-slow".into());
+        options.transaction_timeout = Some(Duration::from_secs(2));
+        let producer = Producer::new(options, Arc::new(StderrSink)).expect("producer");
+        for ending in [Ending::Commit, Ending::Abort] {
+            let transaction = producer.begin_transaction().await.expect("begin");
+            producer
+                .start_send_in(message("slow"), Some(transaction.scope()))
+                .expect("accepted")
+                .acknowledged_one()
+                .await
+                .expect("delivered");
+            // The coordinator now answers after the transaction timeout.
+            cluster
+                .broker_round_trip_time(1, Duration::from_secs(4))
+                .expect("slow broker");
+            let ended = match ending {
+                Ending::Commit => transaction.commit().await,
+                Ending::Abort => transaction.abort().await,
+            };
+            let error = ended.expect_err("out of time");
+            assert_eq!(error.code(), "ERR_KAFKA_TIMED_OUT", "{ending:?}: {error}");
+            cluster
+                .broker_round_trip_time(1, Duration::ZERO)
+                .expect("fast broker");
+            // The next transaction first completes the pending one, then begins.
+            let next = producer
+                .begin_transaction()
+                .await
+                .expect("begins after resuming");
+            next.commit().await.expect("commit");
+        }
     }
 
     #[tokio::test]
