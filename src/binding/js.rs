@@ -11,7 +11,8 @@ use std::future::Future;
 pub type CoreResult<T> = Result<T, CoreError>;
 
 /// Builds the JavaScript `Error` for a core error: `message`, a stable `code`,
-/// and, for librdkafka errors, `librdkafkaCode`, `librdkafkaName` and `retriable`.
+/// `retriable`, `fatal` (the client can no longer be used) and, for librdkafka
+/// errors, `librdkafkaCode` and `librdkafkaName`.
 pub fn js_error(env: &Env, error: CoreError) -> napi::Error {
     let error = quoting_pending_exception(env, error);
     let build = || -> napi::Result<napi::Error> {
@@ -25,6 +26,7 @@ pub fn js_error(env: &Env, error: CoreError) -> napi::Error {
             object.set_named_property("librdkafkaName", name)?;
         }
         object.set_named_property("retriable", error.is_retriable())?;
+        object.set_named_property("fatal", error.is_fatal())?;
         Ok(napi::Error::from(object.to_unknown()))
     };
     // If even building the error fails (the environment is shutting down),

@@ -2271,6 +2271,65 @@ mod tests {
         }
     }
 
+    /// Keeps every log line.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    impl crate::core::logging::LogSink for Lines {
+        fn log(&self, record: crate::core::logging::LogRecord) {
+            if let Ok(mut lines) = self.0.lock() {
+                lines.push(record.message);
+            }
+        }
+    }
+
+    /// The mock cluster can answer EndTxn as a coordinator answers a zombie
+    /// (Tansu drops the connection instead): the consumer must stop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exactly_once_consumer_whose_producer_is_fenced_stops_handling_messages() {
+        let (cluster, mut options) =
+            mock_cluster_with("eos-source", "eos-fenced", vec![b"{\"id\":1}".to_vec()]).await;
+        let lines = Arc::new(Lines::default());
+        options.client.log_level = Some(LogLevel::Error);
+        let exactly_once = ExactlyOnce {
+            transactional_id: "eos-fenced".into(),
+            transaction_timeout: Some(Duration::from_secs(10)),
+            properties: BTreeMap::new(),
+        };
+        options.exactly_once =
+            Some(exactly_once_producer(&options, exactly_once, None, lines.clone()).unwrap());
+        cluster.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        let handler = Arc::new(Counts(AtomicU32::new(0)));
+        let consumer = ConsumerHandle::register(options, handler.clone(), lines.clone())
+            .await
+            .unwrap();
+        let stopped = |lines: &Lines| {
+            lines.0.lock().unwrap().iter().any(|line| {
+                line.contains("Exactly-once processing stopped (ERR_KAFKA_PRODUCER_FENCED)")
+            })
+        };
+        let started = Instant::now();
+        while !stopped(&lines) && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(stopped(&lines), "{:?}", lines.0.lock().unwrap());
+        assert_eq!(handler.0.load(Ordering::SeqCst), 1);
+        assert_eq!(consumer.stats().processed, 0);
+        // Nothing was committed: the partition's next owner gets the message again.
+        assert_eq!(
+            tokio::task::block_in_place(|| committed(
+                &cluster.bootstrap_servers(),
+                "eos-fenced",
+                "eos-source"
+            )),
+            None
+        );
+        consumer.close().await.unwrap();
+    }
+
     fn committed(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
         let reader: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", bootstrap)

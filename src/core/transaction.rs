@@ -809,6 +809,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fenced_producer_reports_it_with_one_code_and_transacts_no_more() {
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("outputs", 1, 1).expect("topic");
+        let producer = transactional(&cluster.bootstrap_servers(), "tx-fenced");
+        let transaction = producer.begin_transaction().await.expect("begin");
+        producer
+            .start_send_in(message("zombie"), Some(transaction.scope()))
+            .expect("accepted")
+            .acknowledged_one()
+            .await
+            .expect("delivered");
+        // What the coordinator answers a zombie once a newer instance took its id over.
+        cluster.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        let error = transaction.commit().await.expect_err("fenced");
+        assert_eq!(error.code(), "ERR_KAFKA_PRODUCER_FENCED", "{error}");
+        assert!(error.is_fatal(), "{error:?}");
+        let again = producer.begin_transaction().await.err().expect("refused");
+        assert_eq!(again.code(), "ERR_KAFKA_PRODUCER_FENCED", "{again}");
+    }
+
+    #[tokio::test]
     async fn a_transaction_dropped_while_open_is_aborted_and_frees_the_producer() {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("outputs", 1, 1).expect("topic");
