@@ -2141,12 +2141,7 @@ impl Dispatcher {
                 }
                 Err(error) => {
                     failures += 1;
-                    let pause = self
-                        .shared
-                        .options
-                        .retry
-                        .backoff(failures)
-                        .max(Duration::from_millis(100));
+                    let pause = self.pause_after_failures(failures);
                     tracing::error!(
                         "Cannot write to dead-letter topic {}: {error}; offset {} of {}[{}] is held back, retrying in {} ms",
                         outgoing.topic,
@@ -2163,6 +2158,17 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// How long to wait before trying a write to Kafka again after
+    /// `failures` failures: the retry policy's backoff, at least 100 ms so
+    /// that a struggling cluster is not flooded.
+    fn pause_after_failures(&self, failures: u32) -> Duration {
+        self.shared
+            .options
+            .retry
+            .backoff(failures)
+            .max(Duration::from_millis(100))
     }
 
     fn dead_letter_topic(&self, work: &Work) -> Option<String> {

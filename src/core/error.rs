@@ -93,17 +93,21 @@ impl CoreError {
 
     /// The same error, saying that the transaction it ended was aborted.
     pub fn aborted(self) -> Self {
+        self.reworded(|text| format!("{text} (the transaction was aborted)"))
+    }
+
+    /// The same error with its caller-facing text (an invalid argument's
+    /// message, a Kafka error's context) rewritten: to add where or what.
+    pub fn reworded(self, reword: impl FnOnce(&str) -> String) -> Self {
         match self {
-            CoreError::InvalidArgument(message) => {
-                CoreError::InvalidArgument(format!("{message} (the transaction was aborted)"))
-            }
+            CoreError::InvalidArgument(message) => CoreError::InvalidArgument(reword(&message)),
             CoreError::Kafka {
                 context,
                 code,
                 message,
                 fatal,
             } => CoreError::Kafka {
-                context: format!("{context} and was aborted"),
+                context: reword(&context),
                 code,
                 message,
                 fatal,
@@ -262,7 +266,12 @@ mod tests {
             RDKafkaErrorCode::InvalidTransactionalState,
         )
         .aborted();
-        assert!(aborted.to_string().contains("and was aborted"), "{aborted}");
+        assert!(
+            aborted
+                .to_string()
+                .contains("(the transaction was aborted)"),
+            "{aborted}"
+        );
         assert!(!aborted.is_fatal());
     }
 }

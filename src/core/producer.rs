@@ -1056,24 +1056,7 @@ pub fn at_index(error: CoreError, index: usize, total: usize) -> CoreError {
     if total == 1 {
         return error;
     }
-    let prefix = format!("messages[{index}]");
-    match error {
-        CoreError::InvalidArgument(message) => {
-            CoreError::InvalidArgument(format!("{prefix}: {message}"))
-        }
-        CoreError::Kafka {
-            context,
-            code,
-            message,
-            fatal,
-        } => CoreError::Kafka {
-            context: format!("{prefix}: {context}"),
-            code,
-            message,
-            fatal,
-        },
-        other => other,
-    }
+    error.reworded(|text| format!("messages[{index}]: {text}"))
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl Dispatcher {
                         return;
                     }
                     failures += 1;
-                    let pause = retry.backoff(failures).max(Duration::from_millis(100));
+                    let pause = self.pause_after_failures(failures);
                     tracing::warn!(
                         "Transaction for {} failed: {error}; retrying in {} ms",
                         super::describe_works(&works),
@@ -236,12 +236,7 @@ impl Dispatcher {
                 }
                 Outcome::TransactionFailed(error) if self.may_go_on(&error) => {
                     failures += 1;
-                    let pause = self
-                        .shared
-                        .options
-                        .retry
-                        .backoff(failures)
-                        .max(Duration::from_millis(100));
+                    let pause = self.pause_after_failures(failures);
                     tracing::error!(
                         "Cannot park {} in a transaction: {error}; retrying in {} ms",
                         super::describe_works(&works),
