@@ -4,7 +4,11 @@
 // free port, on topics and consumer groups of its own (a unique KAFKA_TOPIC_PREFIX), so no other
 // run's data is counted.
 const { brokers, uniqueName } = require('../../../__test__/helpers');
+const { readTopicTransactions } = require('../../../__test__/support/kafka-wire');
 const { eventually, startApp } = require('./app-process');
+const { loadCompiled } = require('./compiled');
+
+const { TOPIC_PARTITIONS } = loadCompiled('modules/kafka/config/kafka.config.js');
 
 jest.setTimeout(60000);
 
@@ -91,6 +95,7 @@ test('GET /health reports the producer connected and every consumer running, in 
         MovieConsumer: consumer('movie-group'),
         AnalyticsConsumer: consumer('analytics-group'),
         NotificationConsumer: consumer('notification-group'),
+        ViewCounterConsumer: consumer('view-counter-group'),
       },
     },
   };
@@ -186,6 +191,68 @@ test('a comment notifies the notification consumer', async () => {
     timestamp: expect.any(Number),
   });
   expect(summary.notifications).toBe(summary.byType.NEW_COMMENT);
+});
+
+test('the view counter writes each view’s running count to movie-view-counts once, in committed transactions', async () => {
+  /** @type {Record<string, number>} views per movie */
+  const views = { [uniqueName('counted')]: 6, [uniqueName('counted')]: 3, [uniqueName('counted')]: 1 };
+  const total = Object.values(views).reduce((sum, count) => sum + count, 0);
+  // Bare views (no details) go to movie-views, which the view counter reads.
+  const accepted = await Promise.all(
+    Object.entries(views).flatMap(([movie, count]) =>
+      Array.from({ length: count }, (_, user) => post(`/movies/${movie}/view`, { userId: `user-${user}` })),
+    ),
+  );
+  expect(accepted.map(({ status }) => status)).toEqual(Array(total).fill(202));
+  expect(accepted[0].body).toMatchObject({ topic: `${TOPIC_PREFIX}movie-views` });
+
+  // At the wire level, with Kafka's read_committed rules applied (Tansu hands aborted records to
+  // read_committed consumers, so a consumer could not tell them apart).
+  const topic = `${TOPIC_PREFIX}movie-view-counts`;
+  const read = () => readTopicTransactions({ brokers: brokers(), topic, partitions: TOPIC_PARTITIONS });
+  /** @param {import('../../../__test__/support/kafka-wire').WireRecord[]} records */
+  const ours = (records) =>
+    records
+      .filter((record) => (record.key?.toString() ?? '') in views)
+      .map((record) => ({
+        partition: record.partition,
+        offset: record.offset,
+        value: JSON.parse(String(record.value)),
+      }));
+  /** @type {Awaited<ReturnType<typeof read>> | undefined} */
+  let wire;
+  await eventually(async () => {
+    wire = await read();
+    return ours(wire.committed).length >= total && ours(wire.open).length === 0;
+  }, `${total} committed count records on ${topic}`);
+  // Nothing more comes: a view counted twice would show here.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  wire = await read();
+
+  const committed = ours(wire.committed);
+  expect(committed).toHaveLength(total);
+  expect(ours(wire.open)).toEqual([]);
+  for (const [movie, count] of Object.entries(views)) {
+    // Keyed by movieId: one partition per movie, its records in order (classified records are sorted by offset).
+    const records = committed.filter(({ value }) => value.movieId === movie);
+    expect(new Set(records.map(({ partition }) => partition)).size).toBe(1);
+    expect(records.map(({ value }) => value)).toEqual(
+      Array.from({ length: count }, (_, index) => ({ movieId: movie, views: index + 1, at: expect.any(Number) })),
+    );
+  }
+  // Written in transactions (aborted attempts, had there been any, would be classified aborted).
+  const batches = wire.partitions
+    .flatMap(({ batches }) => batches)
+    .filter((batch) => !batch.isControl && batch.records.some((record) => (record.key?.toString() ?? '') in views));
+  expect(batches.length).toBeGreaterThan(0);
+  expect(batches.every((batch) => batch.isTransactional)).toBe(true);
+
+  const { body } = await get('/analytics/view-counts');
+  expect(body).toEqual({
+    views: expect.any(Number),
+    movies: expect.any(Number),
+    byMovie: expect.objectContaining(views),
+  });
 });
 
 test('invalid requests get 400 and produce nothing', async () => {

@@ -12,7 +12,12 @@ const BROKER_PORT = 29321;
 const PROXY_PORT = 29320;
 const proxy = tcpProxy(PROXY_PORT, BROKER_PORT);
 const TOPIC_PREFIX = `${uniqueName('observability')}-`;
-const CONSUMERS = { MovieConsumer: 'movie', AnalyticsConsumer: 'analytics', NotificationConsumer: 'notification' };
+const CONSUMERS = {
+  MovieConsumer: 'movie',
+  AnalyticsConsumer: 'analytics',
+  NotificationConsumer: 'notification',
+  ViewCounterConsumer: 'view-counter',
+};
 
 /** @type {import('./app-process').AppProcess | undefined} */
 let app;

@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, HttpStatus, Post } from '@nestjs/commo
 import type { AnalyticsEventType } from 'kafka-napi';
 import { oneOf, optionalId, optionalObject, requireBody, requireId } from '../common/request-validation';
 import type { AnalyticsSummary } from '../modules/kafka/consumer/analytics/kafka-consumer-analytics.service';
+import type { ViewCountSummary } from '../modules/kafka/consumer/view-counter/view-count.store';
 import type { Accepted } from '../movies/movie.service';
 import { AnalyticsService } from './analytics.service';
 
@@ -29,5 +30,11 @@ export class AnalyticsController {
   @Get('summary')
   summary(): AnalyticsSummary {
     return this.analytics.summary();
+  }
+
+  /** Views of `movie-views` per movie, as the exactly-once view counter wrote them to `movie-view-counts`. */
+  @Get('view-counts')
+  viewCounts(): ViewCountSummary {
+    return this.analytics.viewCounts();
   }
 }

@@ -5,6 +5,8 @@ import {
   AnalyticsConsumerService,
   type AnalyticsSummary,
 } from '../modules/kafka/consumer/analytics/kafka-consumer-analytics.service';
+import { ViewCounterConsumerService } from '../modules/kafka/consumer/view-counter/kafka-consumer-view-counter.service';
+import type { ViewCountSummary } from '../modules/kafka/consumer/view-counter/view-count.store';
 import { KafkaProducerService } from '../modules/kafka/producer/kafka-producer.service';
 import type { Accepted } from '../movies/movie.service';
 
@@ -13,6 +15,7 @@ export class AnalyticsService {
   constructor(
     private readonly kafkaProducer: KafkaProducerService,
     private readonly analyticsConsumer: AnalyticsConsumerService,
+    private readonly viewCounter: ViewCounterConsumerService,
   ) {}
 
   /** Publishes the event to user-actions, keyed by session so a session's events stay in order. */
@@ -25,5 +28,10 @@ export class AnalyticsService {
 
   summary(): AnalyticsSummary {
     return this.analyticsConsumer.summary();
+  }
+
+  /** The view counter's running counts (the exactly-once consumer writing movie-view-counts). */
+  viewCounts(): ViewCountSummary {
+    return this.viewCounter.summary();
   }
 }

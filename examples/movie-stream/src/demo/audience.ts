@@ -18,6 +18,7 @@ import type { AnalyticsEventType } from 'kafka-napi';
 import type { AnalyticsSummary } from '../modules/kafka/consumer/analytics/kafka-consumer-analytics.service';
 import type { MovieStats, MovieTotals } from '../modules/kafka/consumer/movie/movie-stats.store';
 import type { NotificationSummary } from '../modules/kafka/consumer/notification/kafka-consumer-notification.service';
+import type { ViewCountSummary } from '../modules/kafka/consumer/view-counter/view-count.store';
 
 const USAGE = `Usage: npm run demo -- [options]
 
@@ -63,12 +64,15 @@ interface Expected {
   movies: Map<string, MovieStats>;
   analytics: Record<AnalyticsEventType, number>;
   notifications: number;
+  /** Bare views per movie: those go to movie-views, which the exactly-once view counter reads. */
+  bareViews: Map<string, number>;
 }
 
 interface Counted {
   movies: MovieTotals;
   analytics: AnalyticsSummary;
   notifications: NotificationSummary;
+  viewCounts: ViewCountSummary;
 }
 
 interface HttpResponse {
@@ -270,6 +274,7 @@ async function playAudience(http: Http, options: Options): Promise<Expected> {
     movies: new Map(movieIds.map((id) => [id, { movieId: id, views: 0, likes: 0, comments: 0, shares: 0 }])),
     analytics: { PAGE_VIEW: 0, USER_ACTION: 0, MOVIE_VIEW: 0, SEARCH: 0 },
     notifications: 0,
+    bareViews: new Map(),
   };
   // Decided up front, so a run is reproducible from its seed whatever the timing.
   const requests = Array.from({ length: options.events }, () => {
@@ -312,6 +317,7 @@ function audienceRequest(action: Action, movie: string, user: string, random: ()
   switch (action) {
     case 'view':
       stats.views += 1;
+      expected.bareViews.set(movie, (expected.bareViews.get(movie) ?? 0) + 1);
       return { path: `/movies/${movie}/view`, body: { userId: user } };
     case 'viewWithDetails':
       stats.views += 1;
@@ -392,7 +398,8 @@ function mulberry32(seed: number): () => number {
 async function waitForCounts(http: Http, expected: Expected): Promise<Counted> {
   const expectedMovieEvents = sum([...expected.movies.values()].map(movieEvents));
   const expectedAnalytics = sum(Object.values(expected.analytics));
-  const target = expectedMovieEvents + expectedAnalytics + expected.notifications;
+  const expectedViewCounts = sum([...expected.bareViews.values()]);
+  const target = expectedMovieEvents + expectedAnalytics + expected.notifications + expectedViewCounts;
   const bar = progressBar('Consumers', 'counted');
   bar.start(target, 0);
   const started = Date.now();
@@ -402,12 +409,14 @@ async function waitForCounts(http: Http, expected: Expected): Promise<Counted> {
   let total = 0;
   for (;;) {
     counted = await fetchCounts(http);
-    total = counted.movies.events + counted.analytics.events + counted.notifications.notifications;
+    total =
+      counted.movies.events + counted.analytics.events + counted.notifications.notifications + counted.viewCounts.views;
     bar.update(Math.min(total, target));
     const done =
       counted.movies.events >= expectedMovieEvents &&
       counted.analytics.events >= expectedAnalytics &&
-      counted.notifications.notifications >= expected.notifications;
+      counted.notifications.notifications >= expected.notifications &&
+      counted.viewCounts.views >= expectedViewCounts;
     if (done || total > target) break;
     if (total !== lastTotal) {
       lastTotal = total;
@@ -420,17 +429,21 @@ async function waitForCounts(http: Http, expected: Expected): Promise<Counted> {
   bar.stop();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (total === target) console.log(`Consumers caught up ${seconds} s after the last event was sent`);
-  else console.log(`Consumers stopped at ${total} of ${target} counts (messages and notifications) after ${seconds} s`);
+  else
+    console.log(
+      `Consumers stopped at ${total} of ${target} counts (messages, notifications, view counts) after ${seconds} s`,
+    );
   return counted;
 }
 
 async function fetchCounts(http: Http): Promise<Counted> {
-  const [movies, analytics, notifications] = await Promise.all([
+  const [movies, analytics, notifications, viewCounts] = await Promise.all([
     http.getJson<MovieTotals>('/movies/summary'),
     http.getJson<AnalyticsSummary>('/analytics/summary'),
     http.getJson<NotificationSummary>('/notifications/summary'),
+    http.getJson<ViewCountSummary>('/analytics/view-counts'),
   ]);
-  return { movies, analytics, notifications };
+  return { movies, analytics, notifications, viewCounts };
 }
 
 async function verify(http: Http, options: Options, expected: Expected, counted: Counted): Promise<boolean> {
@@ -463,14 +476,28 @@ async function verify(http: Http, options: Options, expected: Expected, counted:
     );
   }
 
+  const viewCountsSent = sum([...expected.bareViews.values()]);
+  const viewCountsMatching = [...expected.bareViews].filter(
+    ([movie, views]) => counted.viewCounts.byMovie[movie] === views,
+  ).length;
+  const viewCountsExact = counted.viewCounts.views === viewCountsSent && viewCountsMatching === expected.bareViews.size;
+  if (!viewCountsExact) {
+    differences.push(
+      `view counter: ${viewCountsSent} views sent to movie-views, ${counted.viewCounts.views} counted; ` +
+        `${viewCountsMatching}/${expected.bareViews.size} movies match`,
+    );
+  }
+
   printTopMovies(await http.getJson<MovieStats[]>('/movies/top?limit=10'));
 
   const produced = options.events;
   const countedEvents = sum(countedMovies.map(movieEvents)) + counted.analytics.events;
   const line = `${produced} events produced, ${countedEvents} counted, ${matching}/${movieIds.length} movies match exactly`;
   const extra = `(${counted.analytics.events} analytics events, ${counted.notifications.notifications} notifications for ${expected.notifications} comments)`;
+  const counter = `View counter (exactly-once, movie-views → movie-view-counts): ${counted.viewCounts.views} count records for ${viewCountsSent} bare views, ${viewCountsMatching}/${expected.bareViews.size} movies match`;
   if (differences.length === 0 && countedEvents === produced) {
     console.log(`\n✔ ${line} ${extra}`);
+    console.log(`✔ ${counter}`);
     return true;
   }
   console.log(`\n✘ ${line} ${extra}`);

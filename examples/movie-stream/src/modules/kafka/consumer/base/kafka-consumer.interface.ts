@@ -7,6 +7,15 @@ export type { EachMessagePayload, KafkaConsumerConfig, KafkaConsumerState } from
 
 export type NotificationType = 'NEW_COMMENT';
 
+/** A record on `movie-view-counts`, keyed by movieId: the movie's running view count. */
+export interface MovieViewCount {
+  movieId: string;
+  /** Views of the movie so far, this one included. */
+  views: number;
+  /** The view's time, in milliseconds since the Unix epoch. */
+  at: number;
+}
+
 /** An event on `notification-events`, keyed by movieId. */
 export interface NotificationEvent {
   type: NotificationType;
