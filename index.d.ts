@@ -131,8 +131,11 @@ export declare class KafkaTransaction {
   sendOffsets(offsets: TransactionOffsets): Promise<void>
   /**
    * Makes everything sent in the transaction visible, with its offsets.
-   * When the cluster refuses, the transaction is aborted and the promise
-   * rejects. `producer.transaction(fn)` calls it when `fn` resolves.
+   * When the cluster refuses, or a send of the transaction failed, the
+   * transaction is aborted and the promise rejects with why. When it runs
+   * out of time it rejects with `ERR_KAFKA_TIMED_OUT`: it may yet commit,
+   * and is completed before the next transaction begins.
+   * `producer.transaction(fn)` calls it when `fn` resolves.
    */
   commit(): Promise<void>
   /**

@@ -609,3 +609,36 @@ test('a second instance joining mid-stream takes partitions over: every input st
   expect(assigned.b).toBeGreaterThan(0);
   expect(new Set(committed.map((record) => record.by))).toEqual(new Set(['a', 'b']));
 });
+
+test('a poison message last in its partition: the messages before it and its parking commit in order, so the offsets end past it', async () => {
+  // Tansu: transactional offset commits; the wire reader, as above. Were the messages before
+  // the poison committed after its parking, the group's offset would go back to the poison
+  // and it would be parked again after a restart.
+  const TOTAL = 6;
+  const POISON = TOTAL - 1;
+  const input = uniqueName('eos-last-in');
+  const output = uniqueName('eos-last-out');
+  const end = await prepare(
+    [
+      { name: input, partitions: 1 },
+      { name: output, partitions: 1 },
+      { name: `${input}.dlq`, partitions: 1 },
+    ],
+    input,
+    Array.from({ length: TOTAL }, (_, id) => ({ id })),
+  );
+  const { handle, groupId } = await transformer(input, output, (message) => {
+    if (message.value.id === POISON) throw new Error('poison');
+  });
+  await eventually(() => handle.stats().deadLettered === 1, { timeoutMs: 30000, what: 'the poison parked' });
+  await eventually(() => offsetsAtEnd(groupId, input, end), { timeoutMs: 10000, what: 'offsets past the poison' });
+  // And they stay there (nothing commits an older offset afterwards).
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await committedOffsets(groupId, input)).toEqual(end);
+  const stats = handle.stats();
+  await handle.close();
+  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
+  const committed = parsed(result.committed).map((record) => record.id);
+  expect(committed.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
+  expect(stats).toMatchObject({ processed: POISON, deadLettered: 1 });
+});

@@ -53,6 +53,18 @@ enum DeadLetterValues {
     Omitted,
 }
 
+/// Works still to commit, in order.
+enum Segment {
+    /// To handle, with the number of their next attempt.
+    Handle { works: Vec<Work>, attempt: u32 },
+    /// The handler gave up on these: to park (or skip) with their offsets.
+    Park {
+        works: Vec<Work>,
+        reason: String,
+        attempts: u32,
+    },
+}
+
 /// What to do with the valid works of a transaction.
 enum Treatment<'a> {
     Handle {
@@ -113,15 +125,31 @@ impl Dispatcher {
     }
 
     /// Handles works in transactions until each is committed, parked,
-    /// skipped or given up on (left for redelivery).
+    /// skipped or given up on (left for redelivery), in order: the offsets
+    /// each transaction commits only ever move forward.
     async fn transact(&self, producer: &Arc<Producer>, works: Vec<Work>) {
         let works = self.without_revoked(works);
         let retry = self.shared.options.retry;
-        // Segments still to commit, in order, each with its next attempt.
-        let mut segments: VecDeque<(Vec<Work>, u32)> = VecDeque::from([(works, 1)]);
+        let mut segments = VecDeque::from([Segment::Handle { works, attempt: 1 }]);
         let mut failures = 0u32;
         let mut values = DeadLetterValues::Kept;
-        while let Some((mut works, attempt)) = segments.pop_front() {
+        while let Some(segment) = segments.pop_front() {
+            let (mut works, attempt) = match segment {
+                Segment::Handle { works, attempt } => (works, attempt),
+                Segment::Park {
+                    works,
+                    reason,
+                    attempts,
+                } => {
+                    if !self
+                        .park_in_transaction(producer, &works, &reason, attempts)
+                        .await
+                    {
+                        return self.give_up_all(&works, segments);
+                    }
+                    continue;
+                }
+            };
             if works.is_empty() {
                 continue;
             }
@@ -131,7 +159,7 @@ impl Dispatcher {
             match outcome {
                 Outcome::DeadLetterTooLarge => {
                     values = DeadLetterValues::Omitted;
-                    segments.push_front((works, attempt));
+                    segments.push_front(Segment::Handle { works, attempt });
                 }
                 Outcome::Committed => {
                     let handled = works.iter().filter(|work| work.verdict.is_ok()).count();
@@ -144,7 +172,10 @@ impl Dispatcher {
                 }
                 Outcome::HandlerFailed { position, message } => {
                     let closing = self.shared.closing.load(Ordering::Acquire);
-                    if attempt <= retry.retries && !closing {
+                    if closing {
+                        return self.give_up_all(&works, segments);
+                    }
+                    if attempt <= retry.retries {
                         let pause = retry.backoff(attempt);
                         tracing::warn!(
                             "Handler failed for {} (attempt {attempt}): {message}; the transaction was aborted, retrying in {} ms",
@@ -153,35 +184,37 @@ impl Dispatcher {
                         );
                         self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(pause).await;
-                        segments.push_front((works, attempt + 1));
+                        segments.push_front(Segment::Handle {
+                            works,
+                            attempt: attempt + 1,
+                        });
                         continue;
-                    }
-                    if closing {
-                        self.give_up(&works);
-                        for (rest, _) in segments.drain(..) {
-                            self.give_up(&rest);
-                        }
-                        return;
                     }
                     tracing::error!(
                         "Handler failed for {} after {attempt} attempt(s): {message}",
                         super::describe_works(&works[position..=position])
                     );
-                    // Commit what came before it, park it, then go on.
+                    // In order: commit what came before it (handled again, as
+                    // its transaction was aborted), park it, then go on.
                     let rest = works.split_off(position + 1);
                     let failed = works.split_off(position);
-                    segments.push_front((rest, 1));
-                    self.park_in_transaction(producer, failed, &message, attempt)
-                        .await;
-                    segments.push_front((works, attempt));
+                    segments.push_front(Segment::Handle {
+                        works: rest,
+                        attempt: 1,
+                    });
+                    segments.push_front(Segment::Park {
+                        works: failed,
+                        reason: message,
+                        attempts: attempt,
+                    });
+                    segments.push_front(Segment::Handle {
+                        works,
+                        attempt: attempt + 1,
+                    });
                 }
                 Outcome::TransactionFailed(error) => {
                     if !self.may_go_on(&error) {
-                        self.give_up(&works);
-                        for (rest, _) in segments.drain(..) {
-                            self.give_up(&rest);
-                        }
-                        return;
+                        return self.give_up_all(&works, segments);
                     }
                     failures += 1;
                     let pause = self.pause_after_failures(failures);
@@ -191,60 +224,73 @@ impl Dispatcher {
                         pause.as_millis()
                     );
                     tokio::time::sleep(pause).await;
-                    segments.push_front((works, attempt));
+                    segments.push_front(Segment::Handle { works, attempt });
                 }
                 Outcome::Interrupted if self.shared.closing.load(Ordering::Acquire) => {
-                    self.give_up(&works);
-                    for (rest, _) in segments.drain(..) {
-                        self.give_up(&rest);
-                    }
-                    return;
+                    return self.give_up_all(&works, segments);
                 }
                 // Exactly-once handlers are never asked to yield (a run is
                 // one transaction); should one yield all the same, the run is
                 // handled again: the aborted attempt left nothing behind.
                 Outcome::Interrupted => {
                     tokio::time::sleep(INTERRUPTED_PAUSE).await;
-                    segments.push_front((self.without_revoked(works), attempt));
+                    segments.push_front(Segment::Handle {
+                        works: self.without_revoked(works),
+                        attempt,
+                    });
                 }
+            }
+        }
+    }
+
+    /// Leaves `works` and every segment after them for redelivery.
+    fn give_up_all(&self, works: &[Work], segments: VecDeque<Segment>) {
+        self.give_up(works);
+        for segment in segments {
+            match segment {
+                Segment::Handle { works, .. } | Segment::Park { works, .. } => self.give_up(&works),
             }
         }
     }
 
     /// Writes a message the handler gave up on to the dead-letter topic (or
     /// skips it) in a transaction with its offset, retrying until that commits.
+    /// Returns whether it committed (else the messages were given up on).
     async fn park_in_transaction(
         &self,
         producer: &Arc<Producer>,
-        works: Vec<Work>,
+        works: &[Work],
         reason: &str,
         attempts: u32,
-    ) {
+    ) -> bool {
         let mut failures = 0u32;
         let mut values = DeadLetterValues::Kept;
         loop {
             let treatment = Treatment::Park { reason, attempts };
             match self
-                .in_transaction(producer, &works, treatment, values)
+                .in_transaction(producer, works, treatment, values)
                 .await
             {
                 Outcome::DeadLetterTooLarge => values = DeadLetterValues::Omitted,
                 Outcome::Committed => {
-                    self.count_parked(&works, works.len());
-                    self.finish_committed(&works);
-                    return;
+                    self.count_parked(works, works.len());
+                    self.finish_committed(works);
+                    return true;
                 }
                 Outcome::TransactionFailed(error) if self.may_go_on(&error) => {
                     failures += 1;
                     let pause = self.pause_after_failures(failures);
                     tracing::error!(
                         "Cannot park {} in a transaction: {error}; retrying in {} ms",
-                        super::describe_works(&works),
+                        super::describe_works(works),
                         pause.as_millis()
                     );
                     tokio::time::sleep(pause).await;
                 }
-                _ => return self.give_up(&works),
+                _ => {
+                    self.give_up(works);
+                    return false;
+                }
             }
         }
     }
