@@ -189,10 +189,18 @@ export abstract class BaseKafkaConsumerService implements OnModuleInit, OnModule
     try {
       await this.handleMessage(message, tx);
     } catch (error) {
-      this.logger.error(
-        `Failed to process ${message.topic}[${message.partition}]@${message.offset} (attempt ${message.attempt}): ${errorSummary(error)}`,
-      );
+      this.logger.error(`Failed to process ${describeDelivery(message)}: ${errorSummary(error)}`);
       throw error;
     }
   }
+}
+
+/** Where a delivery came from: one message, or (with the `batch` option) an array of them. */
+function describeDelivery(delivery: ConsumedMessage | ConsumedMessage[]): string {
+  if (Array.isArray(delivery)) {
+    const [first] = delivery;
+    if (first === undefined) return 'an empty batch';
+    return `a batch of ${delivery.length} from ${first.topic}[${first.partition}]@${first.offset} (attempt ${first.attempt})`;
+  }
+  return `${delivery.topic}[${delivery.partition}]@${delivery.offset} (attempt ${delivery.attempt})`;
 }
