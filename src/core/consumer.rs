@@ -1759,12 +1759,18 @@ impl Dispatcher {
     }
 
     async fn run(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Vec<Work>>) {
-        if let Some(producer) = self.shared.options.exactly_once.clone() {
-            return self.run_transactional(&mut incoming, producer).await;
-        }
-        match self.shared.options.batch {
-            Some(batch) => self.run_batches(&mut incoming, batch).await,
-            None => self.run_lanes(&mut incoming).await,
+        let options = &self.shared.options;
+        match (&options.exactly_once, options.batch) {
+            // Runs of what arrived, one transaction each, in arrival order.
+            (Some(producer), batch) => {
+                let runs = batch.unwrap_or(BatchOptions {
+                    max_messages: MAX_SEQUENCE,
+                    max_wait: Duration::ZERO,
+                });
+                self.run_batches(&mut incoming, runs, Some(producer)).await
+            }
+            (None, Some(batch)) => self.run_batches(&mut incoming, batch, None).await,
+            (None, None) => self.run_lanes(&mut incoming).await,
         }
     }
 
@@ -1954,10 +1960,14 @@ impl Dispatcher {
         self.handle_with_retries(works, 2).await;
     }
 
+    /// Gathers up to `batch.max_messages` of what arrives, waiting at most
+    /// `batch.max_wait` (with none, whatever is there), and handles each
+    /// batch before the next: in a transaction of `transactional`, if given.
     async fn run_batches(
         &self,
         incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>,
         batch: BatchOptions,
+        transactional: Option<&Arc<Producer>>,
     ) {
         // What arrived beyond the last batch's size.
         let mut waiting: VecDeque<Work> = VecDeque::new();
@@ -1978,7 +1988,11 @@ impl Dispatcher {
                 }
             }
             let take = waiting.len().min(batch.max_messages);
-            self.process(waiting.drain(..take).collect()).await;
+            let works = waiting.drain(..take).collect();
+            match transactional {
+                Some(producer) => self.transact(producer, works).await,
+                None => self.process(works).await,
+            }
             if !open && waiting.is_empty() {
                 return;
             }
@@ -2105,25 +2119,8 @@ impl Dispatcher {
         let mut failures = 0u32;
         loop {
             match producer.send(vec![outgoing.clone()]).await {
-                // Retrying would hold the partition back for good: park the
-                // message without its value, which stays readable at the
-                // original topic, partition and offset (until retention).
                 Err(error) if error.code().ends_with("TOO_LARGE") && outgoing.value.is_some() => {
-                    let size = outgoing.value.take().map_or(0, |value| value.len());
-                    let omitted = format!(
-                        "{size} bytes, too large for {} ({})",
-                        outgoing.topic,
-                        error.code()
-                    );
-                    tracing::warn!(
-                        "Message from topic: {}, partition: {}, offset: {}: value of {omitted}; parking it without its value",
-                        message.topic,
-                        message.partition,
-                        message.offset
-                    );
-                    outgoing
-                        .headers
-                        .push(("x-dlq-value-omitted".into(), Some(omitted.into_bytes())));
+                    self.omit_dead_letter_value(work, &mut outgoing, &error.code());
                 }
                 Ok(_) => {
                     self.shared
@@ -2169,6 +2166,30 @@ impl Dispatcher {
             .retry
             .backoff(failures)
             .max(Duration::from_millis(100))
+    }
+
+    /// Drops the value of a dead-letter record the cluster refused as too
+    /// large (`code`), saying so in a header: retrying would hold the
+    /// partition back for good, and the value stays readable at the original
+    /// topic, partition and offset (until retention).
+    fn omit_dead_letter_value(&self, work: &Work, record: &mut OutgoingMessage, code: &str) {
+        let Some(value) = record.value.take() else {
+            return;
+        };
+        let omitted = format!(
+            "{} bytes, too large for {} ({code})",
+            value.len(),
+            record.topic
+        );
+        tracing::warn!(
+            "Message from topic: {}, partition: {}, offset: {}: value of {omitted}; parking it without its value",
+            work.message.topic,
+            work.message.partition,
+            work.message.offset
+        );
+        record
+            .headers
+            .push(("x-dlq-value-omitted".into(), Some(omitted.into_bytes())));
     }
 
     fn dead_letter_topic(&self, work: &Work) -> Option<String> {

@@ -12,7 +12,7 @@
 //! dead-letter policies apply as in at-least-once mode, the dead-letter
 //! record itself being written in a transaction with its offset.
 
-use super::{Dispatcher, Interrupted, Work, MAX_SEQUENCE};
+use super::{Dispatcher, Interrupted, Work};
 use crate::core::error::CoreError;
 use crate::core::producer::{PendingSend, Producer};
 use crate::core::transaction::{ConsumerGroup, Transaction, TransactionOffset};
@@ -20,12 +20,6 @@ use rdkafka::consumer::Consumer as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// How long a run interrupted by a revoke's drain waits before it is tried
-/// again: the drain ends once the revoked partitions' messages are let go.
-const INTERRUPTED_PAUSE: Duration = Duration::from_millis(20);
 
 /// How a transaction over some works ended.
 enum Outcome {
@@ -38,19 +32,9 @@ enum Outcome {
     /// The transaction could not be completed; it was aborted (or the
     /// producer is unusable, when the error is fatal).
     TransactionFailed(CoreError),
-    /// A drain interrupted the handler: aborted, to be redelivered.
-    Interrupted,
-    /// The cluster refused a dead-letter record as too large: aborted, to
-    /// be parked again without its value (which stays readable at the
-    /// original topic, partition and offset until retention).
-    DeadLetterTooLarge,
-}
-
-/// Whether dead-letter records keep the message's value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DeadLetterValues {
-    Kept,
-    Omitted,
+    /// The cluster refused a dead-letter record as too large (this code):
+    /// aborted, to be parked again without its value.
+    DeadLetterTooLarge(String),
 }
 
 /// Works still to commit, in order.
@@ -78,61 +62,16 @@ enum Treatment<'a> {
 }
 
 impl Dispatcher {
-    pub(super) async fn run_transactional(
-        &self,
-        incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>,
-        producer: Arc<Producer>,
-    ) {
-        let (max_messages, max_wait) = match self.shared.options.batch {
-            Some(batch) => (batch.max_messages, batch.max_wait),
-            None => (MAX_SEQUENCE, Duration::ZERO),
-        };
-        let mut waiting: VecDeque<Work> = VecDeque::new();
-        let mut open = true;
-        loop {
-            if waiting.is_empty() {
-                match incoming.recv().await {
-                    Some(works) => waiting.extend(works),
-                    None => return,
-                }
-            }
-            let deadline = tokio::time::Instant::now() + max_wait;
-            while open && waiting.len() < max_messages {
-                let next = if max_wait.is_zero() {
-                    match incoming.try_recv() {
-                        Ok(works) => Some(works),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => None,
-                    }
-                } else {
-                    match tokio::time::timeout_at(deadline, incoming.recv()).await {
-                        Ok(works) => works,
-                        Err(_) => break,
-                    }
-                };
-                match next {
-                    Some(works) => waiting.extend(works),
-                    None => open = false,
-                }
-            }
-            let take = waiting.len().min(max_messages);
-            self.transact(&producer, waiting.drain(..take).collect())
-                .await;
-            if !open && waiting.is_empty() {
-                return;
-            }
-        }
-    }
-
     /// Handles works in transactions until each is committed, parked,
     /// skipped or given up on (left for redelivery), in order: the offsets
     /// each transaction commits only ever move forward.
-    async fn transact(&self, producer: &Arc<Producer>, works: Vec<Work>) {
+    pub(super) async fn transact(&self, producer: &Arc<Producer>, works: Vec<Work>) {
         let works = self.without_revoked(works);
         let retry = self.shared.options.retry;
         let mut segments = VecDeque::from([Segment::Handle { works, attempt: 1 }]);
         let mut failures = 0u32;
-        let mut values = DeadLetterValues::Kept;
+        // Set once the cluster refused a dead-letter record as too large.
+        let mut too_large: Option<String> = None;
         while let Some(segment) = segments.pop_front() {
             let (mut works, attempt) = match segment {
                 Segment::Handle { works, attempt } => (works, attempt),
@@ -154,11 +93,16 @@ impl Dispatcher {
                 continue;
             }
             let outcome = self
-                .in_transaction(producer, &works, Treatment::Handle { attempt }, values)
+                .in_transaction(
+                    producer,
+                    &works,
+                    Treatment::Handle { attempt },
+                    too_large.as_deref(),
+                )
                 .await;
             match outcome {
-                Outcome::DeadLetterTooLarge => {
-                    values = DeadLetterValues::Omitted;
+                Outcome::DeadLetterTooLarge(code) => {
+                    too_large = Some(code);
                     segments.push_front(Segment::Handle { works, attempt });
                 }
                 Outcome::Committed => {
@@ -226,19 +170,6 @@ impl Dispatcher {
                     tokio::time::sleep(pause).await;
                     segments.push_front(Segment::Handle { works, attempt });
                 }
-                Outcome::Interrupted if self.shared.closing.load(Ordering::Acquire) => {
-                    return self.give_up_all(&works, segments);
-                }
-                // Exactly-once handlers are never asked to yield (a run is
-                // one transaction); should one yield all the same, the run is
-                // handled again: the aborted attempt left nothing behind.
-                Outcome::Interrupted => {
-                    tokio::time::sleep(INTERRUPTED_PAUSE).await;
-                    segments.push_front(Segment::Handle {
-                        works: self.without_revoked(works),
-                        attempt,
-                    });
-                }
             }
         }
     }
@@ -264,14 +195,15 @@ impl Dispatcher {
         attempts: u32,
     ) -> bool {
         let mut failures = 0u32;
-        let mut values = DeadLetterValues::Kept;
+        // Set once the cluster refused a dead-letter record as too large.
+        let mut too_large: Option<String> = None;
         loop {
             let treatment = Treatment::Park { reason, attempts };
             match self
-                .in_transaction(producer, works, treatment, values)
+                .in_transaction(producer, works, treatment, too_large.as_deref())
                 .await
             {
-                Outcome::DeadLetterTooLarge => values = DeadLetterValues::Omitted,
+                Outcome::DeadLetterTooLarge(code) => too_large = Some(code),
                 Outcome::Committed => {
                     self.count_parked(works, works.len());
                     self.finish_committed(works);
@@ -302,7 +234,7 @@ impl Dispatcher {
         producer: &Arc<Producer>,
         works: &[Work],
         treatment: Treatment<'_>,
-        values: DeadLetterValues,
+        too_large: Option<&str>,
     ) -> Outcome {
         let transaction = match producer.begin_transaction().await {
             Ok(transaction) => transaction,
@@ -323,13 +255,8 @@ impl Dispatcher {
                 }
             };
             if let Some(mut record) = record {
-                if values == DeadLetterValues::Omitted {
-                    if let Some(value) = record.value.take() {
-                        let note = format!("{} bytes, too large for {}", value.len(), record.topic);
-                        record
-                            .headers
-                            .push(("x-dlq-value-omitted".into(), Some(note.into_bytes())));
-                    }
+                if let Some(code) = too_large {
+                    self.omit_dead_letter_value(work, &mut record, code);
                 }
                 match producer.start_send_in(vec![record], scope) {
                     Ok(pending) => parked.push(pending),
@@ -369,9 +296,12 @@ impl Dispatcher {
                             message: failure.message,
                         };
                     }
+                    // Exactly-once handlers are never asked to yield (a run is
+                    // one transaction); should one all the same, the run is
+                    // tried again like any transaction that did not complete.
                     Err(Interrupted::Yielded { .. }) => {
-                        let _ = transaction.abort().await;
-                        return Outcome::Interrupted;
+                        let error = CoreError::Internal("the handler yielded".into());
+                        return self.aborting(transaction, error).await;
                     }
                 }
             }
@@ -393,12 +323,12 @@ impl Dispatcher {
         }
         for pending in parked {
             if let Err(error) = pending.acknowledged().await {
-                let too_large = error.code().ends_with("TOO_LARGE");
+                let code = error.code();
                 return match self.aborting(transaction, error).await {
                     Outcome::TransactionFailed(_)
-                        if too_large && values == DeadLetterValues::Kept =>
+                        if code.ends_with("TOO_LARGE") && too_large.is_none() =>
                     {
-                        Outcome::DeadLetterTooLarge
+                        Outcome::DeadLetterTooLarge(code)
                     }
                     other => other,
                 };
