@@ -124,6 +124,34 @@ function parsed(records) {
 }
 
 /**
+ * An input and an output topic (with `deadLetters`, also the input's `.dlq`), the input
+ * holding `{ id }` for ids 0..total-1; with the input's end offsets.
+ * @param {string} name
+ * @param {number} total
+ * @param {{ inputPartitions?: number, outputPartitions?: number, deadLetters?: boolean }} [options]
+ */
+async function pipelineTopics(name, total, { inputPartitions = 1, outputPartitions = 1, deadLetters = false } = {}) {
+  const input = uniqueName(`${name}-in`);
+  const output = uniqueName(`${name}-out`);
+  const topics = [
+    { name: input, partitions: inputPartitions },
+    { name: output, partitions: outputPartitions },
+    ...(deadLetters ? [{ name: `${input}.dlq`, partitions: 1 }] : []),
+  ];
+  const values = Array.from({ length: total }, (_, id) => ({ id }));
+  return { input, output, end: await prepare(topics, input, values) };
+}
+
+/**
+ * The output topic as the wire reader classifies it, committed and aborted records parsed.
+ * @param {string} topic
+ */
+async function outputs(topic, partitions = 1) {
+  const result = await readTopicTransactions({ brokers: brokers(), topic, partitions });
+  return { result, committed: parsed(result.committed), aborted: parsed(result.aborted) };
+}
+
+/**
  * Which of 0..total-1 are missing from `ids`, and which appear more than once.
  * @param {number[]} ids
  * @param {number} total
@@ -177,18 +205,12 @@ test('a pipeline SIGKILLed twice mid-transaction and restarted: every input has 
   const started = Date.now();
   const TOTAL = 2000;
   const PARTITIONS = 2;
-  const input = uniqueName('eos-in');
-  const output = uniqueName('eos-out');
   const groupId = uniqueName('eos-group');
   const transactionalId = uniqueName('eos-tx');
-  const end = await prepare(
-    [
-      { name: input, partitions: PARTITIONS },
-      { name: output, partitions: PARTITIONS },
-    ],
-    input,
-    Array.from({ length: TOTAL }, (_, id) => ({ id })),
-  );
+  const { input, output, end } = await pipelineTopics('eos', TOTAL, {
+    inputPartitions: PARTITIONS,
+    outputPartitions: PARTITIONS,
+  });
 
   // Each tx.send waits for the record's acknowledgement (a few ms each), so a run of up to
   // 256 messages keeps its transaction open for over a second: a kill after a random number
@@ -228,9 +250,7 @@ test('a pipeline SIGKILLed twice mid-transaction and restarted: every input has 
   expect({ code: finalExit.code, signal: finalExit.signal }).toEqual({ code: 0, signal: null });
   const finalStats = JSON.parse(finalExit.stdout.trim().split('\n').pop() ?? 'null');
 
-  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: PARTITIONS });
-  const committed = parsed(result.committed);
-  const aborted = parsed(result.aborted);
+  const { result, committed, aborted } = await outputs(output, PARTITIONS);
   const report = exactlyOnceReport(
     committed.map((record) => record.id),
     TOTAL,
@@ -323,16 +343,7 @@ test('a handler failing once succeeds on retry: the failed attempt is aborted, t
   // read_committed readers of Kafka would see.
   const TOTAL = 30;
   const FLAKY = 12;
-  const input = uniqueName('eos-retry-in');
-  const output = uniqueName('eos-retry-out');
-  const end = await prepare(
-    [
-      { name: input, partitions: 1 },
-      { name: output, partitions: 1 },
-    ],
-    input,
-    Array.from({ length: TOTAL }, (_, id) => ({ id })),
-  );
+  const { input, output, end } = await pipelineTopics('eos-retry', TOTAL);
   const { handle, groupId } = await transformer(input, output, (message) => {
     if (message.value.id === FLAKY && message.attempt === 1) throw new Error('flaky downstream');
   });
@@ -341,9 +352,7 @@ test('a handler failing once succeeds on retry: the failed attempt is aborted, t
   const stats = handle.stats();
   await handle.close();
 
-  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
-  const committed = parsed(result.committed);
-  const aborted = parsed(result.aborted);
+  const { result, committed, aborted } = await outputs(output);
   console.log(
     JSON.stringify({ stats, committed: committed.length, aborted: aborted.length, open: result.open.length }),
   );
@@ -372,20 +381,10 @@ test('a poison message is parked in the dead-letter topic with its offset, an in
   // that writes a dead-letter record can be aborted by a failing handler, and exactly one
   // copy of each is expected. That each one committed follows from the group's offsets
   // (committed in the same transactions) reaching the end without a second copy appearing.
-  const input = uniqueName('eos-dlq-in');
-  const output = uniqueName('eos-dlq-out');
-  const deadLetters = `${input}.dlq`;
   const POISON = 7;
   // Offsets 0-9: ids 0-9, the poison at offset 7.
-  const end = await prepare(
-    [
-      { name: input, partitions: 1 },
-      { name: output, partitions: 1 },
-      { name: deadLetters, partitions: 1 },
-    ],
-    input,
-    Array.from({ length: 10 }, (_, id) => ({ id })),
-  );
+  const { input, output, end } = await pipelineTopics('eos-dlq', 10, { deadLetters: true });
+  const deadLetters = `${input}.dlq`;
   const { handle, groupId } = await transformer(input, output, (message) => {
     if (message.value.id === POISON) throw new Error(`poison ${POISON}`);
   });
@@ -397,9 +396,7 @@ test('a poison message is parked in the dead-letter topic with its offset, an in
   const stats = handle.stats();
   await handle.close();
 
-  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
-  const committed = parsed(result.committed);
-  const aborted = parsed(result.aborted);
+  const { result, committed, aborted } = await outputs(output);
   // A plain record after everything the consumer wrote: reading up to it reads all of that.
   await producer.send({ topic: deadLetters, messages: [{ value: 'end of test' }] });
   const read = await readTopic(deadLetters, (messages) => messages.some((m) => m.value?.toString() === 'end of test'));
@@ -483,16 +480,7 @@ test('sends the callback does not await: each output is committed once, and a se
   // consumer's producer, so the outputs stay readable by the wire reader however librdkafka batches them.
   const TOTAL = 40;
   const FLAKY = 17;
-  const input = uniqueName('eos-unawaited-in');
-  const output = uniqueName('eos-unawaited-out');
-  const end = await prepare(
-    [
-      { name: input, partitions: 1 },
-      { name: output, partitions: 1 },
-    ],
-    input,
-    Array.from({ length: TOTAL }, (_, id) => ({ id })),
-  );
+  const { input, output, end } = await pipelineTopics('eos-unawaited', TOTAL);
   /** @type {unknown[]} */
   const unhandled = [];
   const onUnhandled = (/** @type {unknown} */ reason) => unhandled.push(reason);
@@ -526,9 +514,7 @@ test('sends the callback does not await: each output is committed once, and a se
     await handle.close();
     await new Promise((resolve) => setImmediate(resolve));
 
-    const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
-    const committed = parsed(result.committed);
-    const aborted = parsed(result.aborted);
+    const { result, committed, aborted } = await outputs(output);
     expect(
       exactlyOnceReport(
         committed.map((record) => record.id),
@@ -552,16 +538,7 @@ test('a second instance joining mid-stream takes partitions over: every input st
   // Tansu: group rebalances with transactional offset commits; the wire reader, as above.
   // Each instance has its own transactionalId (as instances running side by side must).
   const TOTAL = 400;
-  const input = uniqueName('eos-rebalance-in');
-  const output = uniqueName('eos-rebalance-out');
-  const end = await prepare(
-    [
-      { name: input, partitions: 4 },
-      { name: output, partitions: 1 },
-    ],
-    input,
-    Array.from({ length: TOTAL }, (_, id) => ({ id })),
-  );
+  const { input, output, end } = await pipelineTopics('eos-rebalance', TOTAL, { inputPartitions: 4 });
   const groupId = uniqueName('eos-rebalance-group');
   const start = (/** @type {string} */ name) =>
     registerConsumer(
@@ -595,8 +572,7 @@ test('a second instance joining mid-stream takes partitions over: every input st
   await second.close();
   await first.close();
 
-  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
-  const committed = parsed(result.committed);
+  const { result, committed } = await outputs(output);
   expect(
     exactlyOnceReport(
       committed.map((record) => record.id),
@@ -616,17 +592,7 @@ test('a poison message last in its partition: the messages before it and its par
   // and it would be parked again after a restart.
   const TOTAL = 6;
   const POISON = TOTAL - 1;
-  const input = uniqueName('eos-last-in');
-  const output = uniqueName('eos-last-out');
-  const end = await prepare(
-    [
-      { name: input, partitions: 1 },
-      { name: output, partitions: 1 },
-      { name: `${input}.dlq`, partitions: 1 },
-    ],
-    input,
-    Array.from({ length: TOTAL }, (_, id) => ({ id })),
-  );
+  const { input, output, end } = await pipelineTopics('eos-last', TOTAL, { deadLetters: true });
   const { handle, groupId } = await transformer(input, output, (message) => {
     if (message.value.id === POISON) throw new Error('poison');
   });
@@ -637,8 +603,7 @@ test('a poison message last in its partition: the messages before it and its par
   expect(await committedOffsets(groupId, input)).toEqual(end);
   const stats = handle.stats();
   await handle.close();
-  const result = await readTopicTransactions({ brokers: brokers(), topic: output, partitions: 1 });
-  const committed = parsed(result.committed).map((record) => record.id);
+  const committed = (await outputs(output)).committed.map((record) => record.id);
   expect(committed.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
   expect(stats).toMatchObject({ processed: POISON, deadLettered: 1 });
 });

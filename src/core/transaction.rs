@@ -661,15 +661,30 @@ fn send_offsets_for_group_id(
 mod tests {
     use super::*;
     use crate::core::logging::StderrSink;
-    use crate::core::producer::{OutgoingMessage, ProducerOptions};
+    use crate::core::producer::{DeliveryReport, OutgoingMessage, ProducerOptions};
     use rdkafka::mocking::MockCluster;
 
     fn transactional(brokers: &str, id: &str) -> Arc<Producer> {
+        transactional_timing_out(brokers, id, Duration::from_secs(10))
+    }
+
+    fn transactional_timing_out(brokers: &str, id: &str, timeout: Duration) -> Arc<Producer> {
         let mut options = ProducerOptions::default();
         options.client.brokers = Some(vec![brokers.to_string()]);
         options.transactional_id = Some(id.to_string());
-        options.transaction_timeout = Some(Duration::from_secs(10));
+        options.transaction_timeout = Some(timeout);
         Producer::new(options, Arc::new(StderrSink)).expect("producer")
+    }
+
+    /// Sends one message in `transaction` and waits for its acknowledgement.
+    async fn sent_in(transaction: &Transaction, value: &str) -> DeliveryReport {
+        transaction
+            .producer()
+            .start_send_in(message(value), Some(transaction.scope()))
+            .expect("accepted")
+            .acknowledged_one()
+            .await
+            .expect("delivered")
     }
 
     fn message(value: &str) -> Vec<OutgoingMessage> {
@@ -694,12 +709,7 @@ mod tests {
 
         let transaction = producer.begin_transaction().await.expect("begin");
         let scope = Some(transaction.scope());
-        let report = producer
-            .start_send_in(message("inside"), scope)
-            .expect("accepted")
-            .acknowledged_one()
-            .await
-            .expect("delivered");
+        let report = sent_in(&transaction, "inside").await;
         assert_eq!(report.topic, "outputs");
         producer
             .start_send_in(message("current"), Some(TransactionScope::Current))
@@ -773,19 +783,14 @@ mod tests {
     async fn a_commit_or_abort_out_of_time_is_resumed_before_the_next_transaction() {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("outputs", 1, 1).expect("topic");
-        let mut options = ProducerOptions::default();
-        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
-        options.transactional_id = Some("tx-slow".into());
-        options.transaction_timeout = Some(Duration::from_secs(2));
-        let producer = Producer::new(options, Arc::new(StderrSink)).expect("producer");
+        let producer = transactional_timing_out(
+            &cluster.bootstrap_servers(),
+            "tx-slow",
+            Duration::from_secs(2),
+        );
         for ending in [Ending::Commit, Ending::Abort] {
             let transaction = producer.begin_transaction().await.expect("begin");
-            producer
-                .start_send_in(message("slow"), Some(transaction.scope()))
-                .expect("accepted")
-                .acknowledged_one()
-                .await
-                .expect("delivered");
+            sent_in(&transaction, "slow").await;
             // The coordinator now answers after the transaction timeout.
             cluster
                 .broker_round_trip_time(1, Duration::from_secs(4))
@@ -815,12 +820,7 @@ mod tests {
         cluster.create_topic("outputs", 1, 1).expect("topic");
         let producer = transactional(&cluster.bootstrap_servers(), "tx-fenced");
         let transaction = producer.begin_transaction().await.expect("begin");
-        producer
-            .start_send_in(message("zombie"), Some(transaction.scope()))
-            .expect("accepted")
-            .acknowledged_one()
-            .await
-            .expect("delivered");
+        sent_in(&transaction, "zombie").await;
         // What the coordinator answers a zombie once a newer instance took its id over.
         cluster.request_errors(
             RDKafkaApiKey::EndTxn,
