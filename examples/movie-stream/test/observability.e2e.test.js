@@ -109,7 +109,11 @@ test('GET /metrics serves the producer’s and every consumer’s metrics as Pro
     samples = parsePrometheus(scrape.text);
     const processed = (/** @type {string} */ consumer) =>
       total(samples, 'kafka_consumer_messages_processed_total', { consumer });
-    return processed('movie-consumer') >= 3 && processed('notification-consumer') >= 1;
+    return (
+      processed('movie-consumer') >= 3 &&
+      processed('notification-consumer') >= 1 &&
+      processed('analytics-consumer') >= 1
+    );
   }, 'the processed messages to show in GET /metrics');
 
   expect(scrape.status).toBe(200);
