@@ -109,6 +109,10 @@ test('sendMovieEvent, sendMovieViewEvent and sendMessage write the platform even
   const view = await producer.sendMovieViewEvent('user-1', movieId);
   const numeric = await producer.sendMovieEvent('SHARE', 42, 7);
   expect(like.topic).toBe('movie-events');
+  // A report is a plain object of exactly these fields (built in bulk for a wake-up's deliveries).
+  expect(Object.keys(like).sort()).toEqual(['offset', 'partition', 'timestamp', 'topic']);
+  expect([typeof like.partition, typeof like.offset]).toEqual(['number', 'number']);
+  expect(like.timestamp).toBeGreaterThanOrEqual(before);
   expect(view.topic).toBe('movie-views');
   expect(numeric.topic).toBe('movie-events');
 

@@ -14,9 +14,12 @@ use crate::binding::wake_queue::WakeQueue;
 use crate::core::delivery::{Delivered, DeliverySink};
 use crate::core::error::CoreError;
 use crate::core::producer::at_index;
-use napi::bindgen_prelude::Function;
+use napi::bindgen_prelude::{
+    Float64Array, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array, JsObjectValue, Object,
+    Uint32Array, Unknown,
+};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{sys, Env, JsError, Status};
+use napi::{sys, Env, JsError, JsValue, Status};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -111,7 +114,17 @@ pub struct Ledger {
     /// producer, which outlives every use of the ledger (see `Ledger::new`).
     wake: Cell<sys::napi_threadsafe_function>,
     referenced: Cell<bool>,
+    build_reports: FunctionRef<ReportColumns, Unknown<'static>>,
 }
+
+type ReportColumns = FnArgs<(
+    Vec<String>,
+    Uint32Array,
+    Int32Array,
+    Float64Array,
+    Float64Array,
+    Uint32Array,
+)>;
 
 impl Ledger {
     /// The ledger and the courier to give the core producer. The courier's
@@ -121,12 +134,15 @@ impl Ledger {
         // The wake-up owns the ledger too (no cycle: the ledger does not own
         // the wake-up), so promises still settle, rejected by librdkafka's
         // purge, when the producer object is collected with sends in flight.
+        let build_reports: Function<'_, ReportColumns, Unknown<'static>> =
+            env.run_script(BUILD_REPORTS)?;
         let ledger = Rc::new(Ledger {
             inbox: inbox.clone(),
             waiting: RefCell::default(),
             next_tag: Cell::new(0),
             wake: Cell::new(std::ptr::null_mut()),
             referenced: Cell::new(false),
+            build_reports: build_reports.create_ref()?,
         });
         let settling = ledger.clone();
         let settle: Function<'_, (), ()> =
@@ -201,24 +217,29 @@ impl Ledger {
         }
     }
 
-    /// Settles every promise whose messages all have an outcome now.
+    /// Settles every promise whose messages all have an outcome now, in the
+    /// order their last outcome arrived.
     fn settle_arrived(&self, env: &Env) {
         let outcomes = self.inbox.take();
-        let mut builder = MetadataBuilder::new(env);
+        let mut settlements = Vec::new();
         for outcome in outcomes {
-            self.record(env, &mut builder, outcome);
+            if let Some(settlement) = self.record(outcome) {
+                settlements.push(settlement);
+            }
+        }
+        if !settlements.is_empty() {
+            self.settle(env, settlements);
         }
         if self.waiting.borrow().is_empty() {
             self.keep_alive(env, false);
         }
     }
 
-    fn record(&self, env: &Env, builder: &mut MetadataBuilder, outcome: Outcome) {
+    /// Files one outcome; the settlement of its call once that is decided.
+    fn record(&self, outcome: Outcome) -> Option<Settlement> {
         let mut waiting = self.waiting.borrow_mut();
         // Absent when an earlier message of the same call already failed it.
-        let Some(entry) = waiting.get_mut(&outcome.tag) else {
-            return;
-        };
+        let entry = waiting.get_mut(&outcome.tag)?;
         let index = outcome.index as usize;
         let total = entry.reports.len();
         match outcome.result {
@@ -229,139 +250,145 @@ impl Ledger {
                     }
                 }
                 if entry.remaining > 0 {
-                    return;
+                    return None;
                 }
-                if let Some(entry) = waiting.remove(&outcome.tag) {
-                    drop(waiting);
-                    resolve(env, builder, entry);
-                }
+                waiting.remove(&outcome.tag).map(Settlement::Resolve)
             }
-            Err(error) => {
-                if let Some(entry) = waiting.remove(&outcome.tag) {
-                    drop(waiting);
-                    let error = at_index(error, index, total);
-                    reject(env, entry.deferred, error);
-                }
-            }
-        }
-    }
-}
-
-/// Builds `RecordMetadata` objects (the shape of `crate::binding::producer::RecordMetadata`,
-/// which gives them their TypeScript type) for one wake-up, creating the property
-/// names once and each topic's string once per run of the same topic: the
-/// generated conversion creates (and V8 interns) all of them per object.
-struct MetadataBuilder {
-    env: sys::napi_env,
-    keys: Option<[sys::napi_value; 4]>,
-    topic: Option<(String, sys::napi_value)>,
-}
-
-impl MetadataBuilder {
-    fn new(env: &Env) -> Self {
-        MetadataBuilder {
-            env: env.raw(),
-            keys: None,
-            topic: None,
+            Err(error) => waiting
+                .remove(&outcome.tag)
+                .map(|entry| Settlement::Reject(entry.deferred, at_index(error, index, total))),
         }
     }
 
-    fn string(&self, text: &str) -> napi::Result<sys::napi_value> {
-        let mut value = std::ptr::null_mut();
-        // SAFETY: on the JavaScript thread; `text` is valid UTF-8 of that length.
-        napi::check_status!(unsafe {
-            sys::napi_create_string_utf8(
-                self.env,
-                text.as_ptr().cast(),
-                text.len() as isize,
-                &mut value,
-            )
-        })?;
-        Ok(value)
-    }
-
-    fn build(&mut self, topic: &str, delivered: Delivered) -> napi::Result<sys::napi_value> {
-        let keys = match self.keys {
-            Some(keys) => keys,
-            None => {
-                let keys = [
-                    self.string("topic")?,
-                    self.string("partition")?,
-                    self.string("offset")?,
-                    self.string("timestamp")?,
-                ];
-                self.keys = Some(keys);
-                keys
-            }
+    fn settle(&self, env: &Env, settlements: Vec<Settlement>) {
+        let resolved: Vec<&Waiting> = settlements
+            .iter()
+            .filter_map(|settlement| match settlement {
+                Settlement::Resolve(entry) => Some(entry),
+                Settlement::Reject(..) => None,
+            })
+            .collect();
+        let reports = if resolved.is_empty() {
+            Ok(None)
+        } else {
+            self.build_reports(env, &resolved).map(Some)
         };
-        let topic_value = match &self.topic {
-            Some((name, value)) if *name == topic => *value,
-            _ => {
-                let value = self.string(topic)?;
-                self.topic = Some((topic.to_string(), value));
-                value
-            }
-        };
-        let env = self.env;
-        let mut object = std::ptr::null_mut();
-        let mut partition = std::ptr::null_mut();
-        let mut offset = std::ptr::null_mut();
-        // SAFETY: on the JavaScript thread, with values of this environment.
-        unsafe {
-            napi::check_status!(sys::napi_create_object(env, &mut object))?;
-            napi::check_status!(sys::napi_create_int32(
-                env,
-                delivered.partition,
-                &mut partition
-            ))?;
-            napi::check_status!(sys::napi_create_int64(env, delivered.offset, &mut offset))?;
-            napi::check_status!(sys::napi_set_property(env, object, keys[0], topic_value))?;
-            napi::check_status!(sys::napi_set_property(env, object, keys[1], partition))?;
-            napi::check_status!(sys::napi_set_property(env, object, keys[2], offset))?;
-            if let Some(timestamp) = delivered.timestamp {
-                let mut value = std::ptr::null_mut();
-                napi::check_status!(sys::napi_create_int64(env, timestamp, &mut value))?;
-                napi::check_status!(sys::napi_set_property(env, object, keys[3], value))?;
+        let mut next_report = 0;
+        for settlement in settlements {
+            match settlement {
+                Settlement::Reject(deferred, error) => reject(env, deferred, error),
+                Settlement::Resolve(entry) => {
+                    let report = match &reports {
+                        Ok(Some(reports)) => reports.get_element::<Unknown<'_>>(next_report),
+                        Ok(None) => Err(napi::Error::from_reason("no report was built")),
+                        Err(error) => Err(napi::Error::from_reason(error.reason.clone())),
+                    };
+                    next_report += 1;
+                    match report {
+                        // SAFETY: on the JavaScript thread; `deferred` is settled exactly once.
+                        Ok(report) => unsafe {
+                            sys::napi_resolve_deferred(env.raw(), entry.deferred, report.raw());
+                        },
+                        Err(error) => reject_with(env, entry.deferred, error),
+                    }
+                }
             }
         }
-        Ok(object)
+    }
+
+    /// Every resolved call's report (`RecordMetadata`, or an array of them),
+    /// built by one call of [`BUILD_REPORTS`] from columns: creating each
+    /// object from Rust, property by property, cost more of the JavaScript
+    /// thread than reading the message in (`bench/README.md`).
+    fn build_reports<'env>(
+        &self,
+        env: &'env Env,
+        resolved: &[&Waiting],
+    ) -> napi::Result<Object<'env>> {
+        let count: usize = resolved.iter().map(|entry| entry.reports.len()).sum();
+        let mut topics: Vec<&str> = Vec::new();
+        let mut topic_of = Vec::with_capacity(count);
+        let mut partitions = Vec::with_capacity(count);
+        let mut offsets = Vec::with_capacity(count);
+        let mut timestamps = Vec::with_capacity(count);
+        let mut sizes = Vec::with_capacity(resolved.len());
+        for entry in resolved {
+            sizes.push(if entry.single {
+                SINGLE_REPORT
+            } else {
+                entry.reports.len() as u32
+            });
+            for (index, delivered) in entry.reports.iter().enumerate() {
+                let delivered = delivered
+                    .ok_or_else(|| napi::Error::from_reason("a delivery report is missing"))?;
+                let topic = entry.topics.get(index);
+                // Nearly always one topic per wake-up.
+                let position = match topics.iter().rposition(|known| *known == topic) {
+                    Some(position) => position,
+                    None => {
+                        topics.push(topic);
+                        topics.len() - 1
+                    }
+                };
+                topic_of.push(position as u32);
+                partitions.push(delivered.partition);
+                // Offsets and timestamps are below 2^53: numbers, as before.
+                offsets.push(delivered.offset as f64);
+                timestamps.push(delivered.timestamp.map_or(f64::NAN, |ms| ms as f64));
+            }
+        }
+        let topics: Vec<String> = topics.into_iter().map(str::to_string).collect();
+        let build = self.build_reports.borrow_back(env)?;
+        let reports = build.call(FnArgs::from((
+            topics,
+            Uint32Array::new(topic_of),
+            Int32Array::new(partitions),
+            Float64Array::new(offsets),
+            Float64Array::new(timestamps),
+            Uint32Array::new(sizes),
+        )))?;
+        // SAFETY: `BUILD_REPORTS` returns an array of this environment.
+        unsafe { Object::from_napi_value(env.raw(), reports.raw()) }
     }
 }
 
-fn resolve(env: &Env, builder: &mut MetadataBuilder, entry: Waiting) {
-    // Resolved only once every report arrived (`remaining == 0`).
-    let arrived = |delivered: Option<Delivered>| {
-        delivered.ok_or_else(|| napi::Error::from_reason("a delivery report is missing"))
-    };
-    let build = |builder: &mut MetadataBuilder| -> napi::Result<sys::napi_value> {
-        if entry.single {
-            return builder.build(
-                entry.topics.get(0),
-                arrived(entry.reports.first().copied().flatten())?,
-            );
-        }
-        let mut array = std::ptr::null_mut();
-        // SAFETY: on the JavaScript thread.
-        napi::check_status!(unsafe {
-            sys::napi_create_array_with_length(env.raw(), entry.topics.len(), &mut array)
-        })?;
-        for (index, delivered) in entry.reports.into_iter().enumerate() {
-            let report = builder.build(entry.topics.get(index), arrived(delivered)?)?;
-            // SAFETY: as above.
-            napi::check_status!(unsafe {
-                sys::napi_set_element(env.raw(), array, index as u32, report)
-            })?;
-        }
-        Ok(array)
-    };
-    match build(builder) {
-        // SAFETY: on the JavaScript thread; `deferred` is settled exactly once.
-        Ok(value) => unsafe {
-            sys::napi_resolve_deferred(env.raw(), entry.deferred, value);
-        },
-        Err(error) => reject_with(env, entry.deferred, error),
-    }
+/// How a send call is settled.
+enum Settlement {
+    Resolve(Waiting),
+    Reject(sys::napi_deferred, CoreError),
 }
+
+/// In `BUILD_REPORTS`' sizes: the call resolves with one report, not an array.
+const SINGLE_REPORT: u32 = u32::MAX;
+
+/// Builds the reports of a wake-up's resolved calls, in order: for each call
+/// `sizes[c]` reports (an array), or one report when it is `SINGLE_REPORT`;
+/// report `r` is `{ topic: topics[topicOf[r]], partition, offset[, timestamp] }`
+/// (the shape of `crate::binding::producer::RecordMetadata`, which gives them
+/// their TypeScript type).
+const BUILD_REPORTS: &str = r#"(function buildReports(topics, topicOf, partitions, offsets, timestamps, sizes) {
+  'use strict';
+  let next = 0;
+  function report() {
+    const r = next++;
+    const metadata = { topic: topics[topicOf[r]], partition: partitions[r], offset: offsets[r] };
+    const timestamp = timestamps[r];
+    if (timestamp === timestamp) metadata.timestamp = timestamp;
+    return metadata;
+  }
+  const reports = new Array(sizes.length);
+  for (let c = 0; c < sizes.length; c++) {
+    const size = sizes[c];
+    if (size === 0xffffffff) {
+      reports[c] = report();
+      continue;
+    }
+    const array = new Array(size);
+    for (let i = 0; i < size; i++) array[i] = report();
+    reports[c] = array;
+  }
+  return reports;
+})"#;
 
 fn reject(env: &Env, deferred: sys::napi_deferred, error: CoreError) {
     reject_with(env, deferred, js::js_error(env, error));
