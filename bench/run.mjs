@@ -261,6 +261,26 @@ function runChild(command, args, timeoutMs) {
 }
 
 /**
+ * CPU time (user + system) the broker has used so far, when `scripts/bench.sh` started it
+ * (`BENCH_BROKER_PID`): a run is charged the difference across it, set-up included.
+ * @returns {number | undefined}
+ */
+function brokerCpuSeconds() {
+  const pid = process.env.BENCH_BROKER_PID;
+  if (!pid) return undefined;
+  try {
+    // Fields after the command name: state is field 3, utime 14 and stime 15 (proc(5)).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `getconf CLK_TCK`: 100 on every Linux this runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
  * The result line of a worker (`RESULT {...}`) or of the ceiling (its only JSON line).
  * @param {{ code: number | null, signal: string | null, timedOut: boolean, stdout: string, stderr: string }} child
  * @param {string} what
@@ -484,6 +504,7 @@ async function runBenchmark(options) {
       node: process.version,
       platform: `${os.platform()} ${os.release()} ${os.arch()}`,
       cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+      cpuCount: os.availableParallelism(),
       memoryGiB: Math.round(os.totalmem() / 2 ** 30),
       broker: `Tansu (in memory) at ${options.brokers.join(',')}`,
       commit: `${await git(['rev-parse', '--short', 'HEAD'])}${(await git(['status', '--porcelain', '--', 'src', 'Cargo.toml'])) ? ' + uncommitted changes in src/' : ''}`,
@@ -553,12 +574,17 @@ async function runOne(options, admin, runId, preloaded, client, caseDef, repetit
     eldResolutionMs: options.eldResolutionMs,
   };
   const limitMs = (options.maxSeconds + options.latencySeconds + options.timeoutSeconds + 60) * 1000;
+  const brokerCpuBefore = brokerCpuSeconds();
   const child = /** @type {any} */ (
     client === 'rust'
       ? await runChild(options.ceiling, ceilingArgs(spec), limitMs)
       : await runChild(process.execPath, [path.join(BENCH_DIR, 'worker.mjs'), JSON.stringify(spec)], limitMs)
   );
   const outcome = readResult(child, client);
+  const brokerCpuAfter = brokerCpuSeconds();
+  if (outcome.ok && brokerCpuBefore !== undefined && brokerCpuAfter !== undefined) {
+    outcome.result.brokerCpuSeconds = brokerCpuAfter - brokerCpuBefore;
+  }
   if (fresh) {
     // Tansu keeps everything in memory: drop what this run wrote (failures here do not matter).
     await admin.deleteTopics([topic]).catch(() => {});

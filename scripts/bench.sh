@@ -65,6 +65,9 @@ line="${out##*$'\n'}"
   exit 1
 }
 export KAFKA_BROKERS="${line#KAFKA_BROKERS=}"
+# So that run.mjs can charge each run the broker's CPU time (read from /proc).
+BENCH_BROKER_PID="$(cat ".tools/run/tansu-$KAFKA_TEST_PORT.pid" 2>/dev/null || true)"
+export BENCH_BROKER_PID
 
 # Not exec'd: the EXIT trap must stop the broker afterwards.
 status=0

@@ -4,6 +4,7 @@
 // returns plain numbers; bench/rust/ceiling.rs implements the same cases in Rust.
 // Clients are not closed: the worker exits once the figures are taken (every message is
 // acknowledged or handled by then), which keeps slow or hanging shutdowns out of the run.
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { movieEvent, movieKey, PAYLOAD_POOL, payloadPool } from './payloads.mjs';
@@ -117,6 +118,8 @@ async function produce(client, spec, mode) {
   /** @type {string | undefined} */
   let firstError;
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
+  const jsCpuAtStart = jsThreadCpuSeconds();
   const deadline = started + spec.maxSeconds * 1000;
   await new Promise((resolve) => {
     const issue = () => {
@@ -152,8 +155,50 @@ async function produce(client, spec, mode) {
     issue();
   });
   const seconds = (performance.now() - started) / 1000;
+  const cpuSeconds = cpuSecondsSince(cpuAtStart);
+  const jsThreadCpu = jsThreadCpuSecondsSince(jsCpuAtStart);
   const memory = rss();
-  return { count: acked, failed, firstError, seconds, msgPerSec: acked / seconds, ...memory };
+  return {
+    count: acked,
+    failed,
+    firstError,
+    seconds,
+    msgPerSec: acked / seconds,
+    cpuSeconds,
+    jsThreadCpuSeconds: jsThreadCpu,
+    ...memory,
+  };
+}
+
+/**
+ * CPU time (user + system, every thread of the process) since `start`: for produce, the
+ * measured interval; for consume, from the first message to the last.
+ * @param {NodeJS.CpuUsage} start
+ */
+function cpuSecondsSince(start) {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+/**
+ * CPU time the JavaScript thread (the main thread: its thread id is the process id) has used,
+ * from /proc at 10 ms resolution; undefined where there is no /proc.
+ * @returns {number | undefined}
+ */
+function jsThreadCpuSeconds() {
+  try {
+    // After the command name: utime and stime are fields 14 and 15 (proc(5)), in 1/100 s.
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** @param {number | undefined} start */
+function jsThreadCpuSecondsSince(start) {
+  const now = jsThreadCpuSeconds();
+  return start === undefined || now === undefined ? undefined : now - start;
 }
 
 /**
@@ -176,8 +221,14 @@ async function consume(client, spec, mode) {
   const check = (event) => {
     if (typeof event?.movieId !== 'string') invalid++;
   };
+  /** @type {NodeJS.CpuUsage | undefined} */
+  let cpuAtFirst;
+  /** @type {number | undefined} */
+  let jsCpuAtFirst;
   const onFirst = () => {
     idleSamples = delay.count;
+    cpuAtFirst = process.cpuUsage();
+    jsCpuAtFirst = jsThreadCpuSeconds();
   };
   const params = consumerParams(spec, 'consumer');
   liveClients.push(
@@ -197,6 +248,8 @@ async function consume(client, spec, mode) {
   progress.start();
   delay.enable();
   await progress.wait(spec.timeoutSeconds);
+  const cpuSeconds = cpuAtFirst && cpuSecondsSince(cpuAtFirst);
+  const jsThreadCpu = jsThreadCpuSecondsSince(jsCpuAtFirst);
   await stopSampling(delay, spec.eldResolutionMs);
   const seconds = progress.seconds();
   const memory = rss();
@@ -205,6 +258,8 @@ async function consume(client, spec, mode) {
     invalid,
     seconds,
     msgPerSec: progress.count() / seconds,
+    cpuSeconds,
+    jsThreadCpuSeconds: jsThreadCpu,
     eventLoopDelayMs: delayPercentiles(delay, spec.eldResolutionMs, idleSamples),
     ...memory,
   };

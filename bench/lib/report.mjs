@@ -36,6 +36,10 @@ const MB = 2 ** 20;
  * @property {Spread} [peakRssMB]
  * @property {Spread} [rssMB]
  * @property {Spread} [eventLoopDelayP99Ms]
+ * @property {Spread} [clientCpuUs]  µs of the client process's CPU per message
+ * @property {Spread} [brokerCpuUs]  µs of the broker's CPU per message (the whole run)
+ * @property {Spread} [jsThreadCpuUs]  µs of the JavaScript thread's CPU per message
+ * @property {Spread} [jsThreadBusy]  the JavaScript thread's CPU time over the measured interval
  * @property {{ p50: Spread, p99: Spread, p999: Spread }} [latencyMs]
  */
 
@@ -67,7 +71,21 @@ export function summarize(results) {
       };
       /** @param {(r: any) => number | undefined} pick */
       const over = (pick) => spread(ok.map((r) => pick(r) ?? Number.NaN));
-      if (THROUGHPUT_KINDS.includes(caseDef.kind)) row.msgPerSec = over((r) => r.msgPerSec);
+      if (THROUGHPUT_KINDS.includes(caseDef.kind)) {
+        row.msgPerSec = over((r) => r.msgPerSec);
+        row.clientCpuUs = over((r) => (r.cpuSeconds > 0 && r.count > 0 ? (r.cpuSeconds * 1e6) / r.count : undefined));
+        row.brokerCpuUs = over((r) =>
+          r.brokerCpuSeconds >= 0 && r.count > 0 ? (r.brokerCpuSeconds * 1e6) / r.count : undefined,
+        );
+        row.jsThreadCpuUs = over((r) =>
+          r.jsThreadCpuSeconds > 0 && r.count > 0 ? (r.jsThreadCpuSeconds * 1e6) / r.count : undefined,
+        );
+        // Consume CPU is counted from the first message, throughput from the join: the busy
+        // share is over the CPU's own interval, approximated by count / rate.
+        row.jsThreadBusy = over((r) =>
+          r.jsThreadCpuSeconds > 0 && r.msgPerSec > 0 ? r.jsThreadCpuSeconds / (r.count / r.msgPerSec) : undefined,
+        );
+      }
       row.peakRssMB = over((r) => r.peakRssBytes / MB);
       if (caseDef.kind === 'groups') row.rssMB = over((r) => r.rssBytes / MB);
       if (caseDef.kind.startsWith('consume') || caseDef.kind === 'latency') {
@@ -256,6 +274,43 @@ export function markdown(results, summary) {
     const ratio = (/** @type {number | null | undefined} */ v) => (v ? `${v.toFixed(2)}×` : '–');
     out.push(
       byCase((row) => (row?.runs ? `${ratio(row.vsRust)} / ${ratio(row.vsKafkajs)}` : 'n/a')),
+      '',
+    );
+  }
+
+  if (
+    throughputCases.some((/** @type {any} */ k) =>
+      clients.some((/** @type {any} */ c) => find(c.id, k.id)?.clientCpuUs),
+    )
+  ) {
+    out.push('## CPU per message (µs): client process + broker [JavaScript thread, its busy share]', '');
+    out.push(
+      "Client: the whole process's CPU time (every thread: JavaScript, librdkafka, the addon's own) over the " +
+        'measured interval (consume: first message to last), divided by the messages. Broker: its CPU time over ' +
+        'the whole run, set-up included. In brackets, for Node clients: the JavaScript thread alone (10 ms ' +
+        'resolution), and its CPU time over the measured time: near 100 %, that one thread is what limits the ' +
+        'case. Client, broker and the OS share ' +
+        `${meta.cpuCount ?? 'the'} cores, so a case that keeps them busy runs at most at ` +
+        `${meta.cpuCount ?? 'cores'} × 10⁶ / (client + broker) msg/s.`,
+      '',
+    );
+    const us = (/** @type {number} */ v) => v.toFixed(1);
+    out.push(
+      table(
+        ['client', ...throughputCases.map((/** @type {any} */ k) => k.title)],
+        clients.map((/** @type {any} */ c) => [
+          name(c),
+          ...throughputCases.map((/** @type {any} */ k) => {
+            const row = find(c.id, k.id);
+            if (!row?.clientCpuUs) return 'n/a';
+            const js =
+              row.jsThreadCpuUs && row.jsThreadBusy
+                ? ` [${us(row.jsThreadCpuUs.median)}, ${(row.jsThreadBusy.median * 100).toFixed(0)} %]`
+                : '';
+            return `${us(row.clientCpuUs.median)} + ${row.brokerCpuUs ? us(row.brokerCpuUs.median) : '?'}${js}`;
+          }),
+        ]),
+      ),
       '',
     );
   }

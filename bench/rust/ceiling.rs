@@ -288,6 +288,7 @@ async fn produce_each(args: &Args) -> Result<serde_json::Value, String> {
     warm_up(&producer, &topic, &pool).await?;
     let mut pending = FuturesUnordered::new();
     let started = Instant::now();
+    let cpu_at_start = cpu_seconds();
     let (mut sent, mut acked) = (0usize, 0usize);
     while sent < total && started.elapsed() < deadline {
         if pending.len() >= window {
@@ -303,7 +304,11 @@ async fn produce_each(args: &Args) -> Result<serde_json::Value, String> {
         result?;
         acked += 1;
     }
-    Ok(throughput(acked, started.elapsed()))
+    Ok(throughput(
+        acked,
+        started.elapsed(),
+        cpu_seconds() - cpu_at_start,
+    ))
 }
 
 /// Batches of `batch-size` messages (each batch done when all its messages are acknowledged),
@@ -321,6 +326,7 @@ async fn produce_batch(args: &Args) -> Result<serde_json::Value, String> {
     }
     let mut pending = FuturesUnordered::new();
     let started = Instant::now();
+    let cpu_at_start = cpu_seconds();
     let (mut sent, mut acked) = (0usize, 0usize);
     while sent < total && started.elapsed() < deadline {
         if pending.len() >= batch_window {
@@ -344,7 +350,11 @@ async fn produce_batch(args: &Args) -> Result<serde_json::Value, String> {
     while let Some(result) = pending.next().await {
         acked += result?;
     }
-    Ok(throughput(acked, started.elapsed()))
+    Ok(throughput(
+        acked,
+        started.elapsed(),
+        cpu_seconds() - cpu_at_start,
+    ))
 }
 
 /// The per-message handler all clients run: parse the JSON value and check a field.
@@ -363,11 +373,13 @@ async fn consume_each(args: &Args) -> Result<serde_json::Value, String> {
     let total = args.count("messages", 100_000)?;
     let timeout = Duration::from_secs_f64(args.number("timeout-seconds", 120.0)?);
     let mut count = 0;
+    let mut cpu_at_first = None;
     while count < total {
         let message = tokio::time::timeout(timeout, consumer.recv())
             .await
             .map_err(|_| format!("timed out after {count} of {total} messages"))?
             .map_err(|e| format!("recv: {e}"))?;
+        cpu_at_first.get_or_insert_with(cpu_seconds);
         // An awaited handler per message, as a Node per-message callback is.
         async { handle(&message) }.await?;
         consumer
@@ -375,7 +387,11 @@ async fn consume_each(args: &Args) -> Result<serde_json::Value, String> {
             .map_err(|e| format!("store offset: {e}"))?;
         count += 1;
     }
-    Ok(throughput(count, since_join(&consumer)))
+    Ok(throughput(
+        count,
+        since_join(&consumer),
+        cpu_seconds() - cpu_at_first.unwrap_or_default(),
+    ))
 }
 
 async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
@@ -385,6 +401,7 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
     let batch_wait = Duration::from_millis(args.count("batch-wait-ms", 10)? as u64);
     let timeout = Duration::from_secs_f64(args.number("timeout-seconds", 120.0)?);
     let mut count = 0;
+    let mut cpu_at_first = None;
     let mut batch = Vec::with_capacity(batch_size);
     while count < total {
         // A batch is what arrives within batch-wait of its first message, up to batch-size.
@@ -392,6 +409,7 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
             .await
             .map_err(|_| format!("timed out after {count} of {total} messages"))?
             .map_err(|e| format!("recv: {e}"))?;
+        cpu_at_first.get_or_insert_with(cpu_seconds);
         let fill_until = tokio::time::Instant::now() + batch_wait;
         batch.push(first);
         while batch.len() < batch_size {
@@ -411,7 +429,11 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
         count += batch.len();
         batch.clear();
     }
-    Ok(throughput(count, since_join(&consumer)))
+    Ok(throughput(
+        count,
+        since_join(&consumer),
+        cpu_seconds() - cpu_at_first.unwrap_or_default(),
+    ))
 }
 
 /// Sends at a fixed rate (the send time of message i is its scheduled time, so a stalled
@@ -549,13 +571,31 @@ fn since_join(consumer: &BenchConsumer) -> Duration {
         .map_or(Duration::ZERO, |joined| joined.elapsed())
 }
 
-fn throughput(count: usize, elapsed: Duration) -> serde_json::Value {
+/// CPU time (user + system, every thread) this process has used: the Node workers report
+/// the same (`process.cpuUsage`) over the same interval.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name: state is field 3, utime 14 and stime 15, in clock ticks (100 Hz).
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn throughput(count: usize, elapsed: Duration, cpu_seconds: f64) -> serde_json::Value {
     let seconds = elapsed.as_secs_f64();
     let (peak, current) = rss_bytes();
     serde_json::json!({
         "count": count,
         "seconds": seconds,
         "msgPerSec": if seconds > 0.0 { count as f64 / seconds } else { 0.0 },
+        "cpuSeconds": cpu_seconds,
         "peakRssBytes": peak,
         "rssBytes": current,
     })
