@@ -293,7 +293,7 @@ export interface ConsumerOptions {
    * finished behind an unfinished one of the same partition, or awaiting the
    * commit's acknowledgement); fetching pauses beyond. This bounds what a crash
    * redelivers: offsets are committed once half of it is finished (besides every 5 s,
-   * on revoke and on `close()`). Default 1000.
+   * on revoke and on `close()`). Default 5000.
    */
   maxInFlight?: number
   /**
