@@ -24,7 +24,7 @@ const REPETITIONS = Number(args.repetitions);
 const brokers = process.env.KAFKA_BROKERS;
 if (!brokers) throw new Error('KAFKA_BROKERS is not set: run `npm run bench:transactions`');
 const PAYLOAD = JSON.stringify({ eventType: 'PLAY', userId: 'u', movieId: 'm', pad: 'x'.repeat(940) });
-const quiet = { logLevel: 'warn' };
+const quiet = { logLevel: /** @type {const} */ ('warn') };
 let run = 0;
 const unique = (name) => `${name}-${process.pid}-${++run}`;
 
@@ -89,7 +89,7 @@ async function transform(exactlyOnce, perMessage, unawaited = false) {
   const send = (tx, message) => {
     started ||= performance.now();
     const out = { topic: output, messages: [{ key: message.key, value: message.value }] };
-    return exactlyOnce ? tx.send(out) : plain.send(out);
+    return exactlyOnce || plain === null ? tx.send(out) : plain.send(out);
   };
   const handle = perMessage
     ? async (message, tx) => {
@@ -122,6 +122,7 @@ async function transform(exactlyOnce, perMessage, unawaited = false) {
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+/** @type {[string, () => Promise<number>][]} */
 const cases = [
   ['produce, no transaction', () => produce(0)],
   ['produce, 1000 per transaction', () => produce(1000)],

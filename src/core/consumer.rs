@@ -2743,7 +2743,12 @@ mod tests {
         assert!(options.validate().is_err());
         options.dead_letter = DeadLetter::PerTopic;
         options.batch = Some(BatchOptions {
-            max_messages: 5000,
+            max_messages: options.max_in_flight,
+            max_wait: Duration::from_millis(10),
+        });
+        assert!(options.validate().is_ok());
+        options.batch = Some(BatchOptions {
+            max_messages: options.max_in_flight + 1,
             max_wait: Duration::from_millis(10),
         });
         assert!(options.validate().is_err());
