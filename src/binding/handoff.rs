@@ -52,8 +52,8 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
   // and I/O are not held up behind a backlog. The slice ends in the next
   // timers phase, not with a setImmediate: wake-ups run in the poll phase and
   // continuations in the check phase of the *same* iteration, and ending the
-  // slice between them gave each iteration two slices (a p99 event-loop
-  // delay of ~9 ms instead of ~5, bench/README.md).
+  // slice between them gave each iteration two slices (consuming in
+  // batches: an event-loop delay p99 of 12 ms instead of 8, bench/README.md).
   const SLICE_MS = 3;
   let sliceStart = 0;
   function endSlice() {

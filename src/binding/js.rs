@@ -457,35 +457,14 @@ pub fn reject_unknown_keys_beyond(
     known: &[&str],
     present: usize,
 ) -> CoreResult<()> {
-    // Own keys only, as `reject_unknown_keys` reads them: V8 then answers
-    // from the object's enum cache, where walking the prototype chain (what
-    // `napi_get_property_names` does) cost more than reading the message.
-    let count = own_key_count(object)
+    let count = object
+        .get_property_names()
+        .and_then(|names| names.get_array_length())
         .map_err(|error| unreadable(object, format!("{what} keys"), &error))?;
     if count as usize <= present {
         return Ok(());
     }
     reject_unknown_keys(object, what, known)
-}
-
-fn own_key_count(object: &Object<'_>) -> napi::Result<u32> {
-    let env = object.value().env;
-    let mut names = std::ptr::null_mut();
-    // SAFETY: `object` is a live object of `env`, on its thread.
-    napi::check_status!(unsafe {
-        napi::sys::napi_get_all_property_names(
-            env,
-            object.raw(),
-            napi::sys::KeyCollectionMode::own_only,
-            napi::sys::KeyFilter::enumerable | napi::sys::KeyFilter::skip_symbols,
-            napi::sys::KeyConversion::numbers_to_strings,
-            &mut names,
-        )
-    })?;
-    let mut length = 0;
-    // SAFETY: `names` is the array V8 just returned.
-    napi::check_status!(unsafe { napi::sys::napi_get_array_length(env, names, &mut length) })?;
-    Ok(length)
 }
 
 /// Rejects properties the API does not know, so a typo does not pass silently.
