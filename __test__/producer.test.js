@@ -206,6 +206,15 @@ describe('bad arguments are rejected with ERR_INVALID_ARG', () => {
     ['bad timestamp', (p) => p.send({ topic: 'movie-events', messages: [{ value: 'x', timestamp: 'yesterday' }] })],
     ['header object value', (p) => p.send({ topic: 'movie-events', messages: [{ value: 'x', headers: { h: {} } }] })],
     ['unknown message field', (p) => p.send({ topic: 'movie-events', messages: [{ value: 'x', partiton: 1 }] })],
+    [
+      'unknown message field inherited from the prototype',
+      (p) =>
+        p.send({ topic: 'movie-events', messages: [Object.assign(Object.create({ partiton: 1 }), { value: 'x' })] }),
+    ],
+    [
+      'unknown sendMessage option inherited from the prototype',
+      (p) => p.sendMessage('movie-events', 'x', Object.assign(Object.create({ partiton: 1 }), { key: 'k' })),
+    ],
     ['circular value', (p) => p.send({ topic: 'movie-events', messages: [{ value: circular }] })],
     ['function payload', (p) => p.sendMessage('movie-events', () => 1)],
     ['undefined payload', (p) => p.sendMessage('movie-events', undefined)],
