@@ -349,6 +349,60 @@ test('batch mode delivers arrays and commits them', async () => {
   expect(again.map((m) => m.value.id)).toEqual(['marker']);
 });
 
+test('batches run one at a time and in order, though the next is handed over while one runs: a failed batch is retried before any later one', async () => {
+  const total = 400;
+  const topic = await topicWith(1, total, (i) => ({ key: `k${i % 7}`, value: { id: i } }));
+  /** @type {Array<{ ids: number[], attempt: number, failed: boolean }>} */
+  const calls = [];
+  let running = 0;
+  let overlapped = false;
+  // Failures by an id the batch holds: async rejection, then sync throw; a sync throw once.
+  const failures = new Map([
+    [100, ['reject', 'throw']],
+    [250, ['throw']],
+  ]);
+  const consumer = await register(
+    topic,
+    (/** @type {import('../index').ConsumedMessage[]} */ batch) => {
+      if (running > 0) overlapped = true;
+      const call = { ids: batch.map((m) => m.value.id), attempt: batch[0].attempt, failed: false };
+      calls.push(call);
+      const failing = call.ids.find((id) => (failures.get(id) ?? []).length > 0);
+      if (failing !== undefined) {
+        call.failed = true;
+        const how = failures.get(failing)?.shift();
+        if (how === 'throw') throw new Error(`sync failure at ${failing}`);
+        running += 1;
+        return sleep(5).then(() => {
+          running -= 1;
+          throw new Error(`async failure at ${failing}`);
+        });
+      }
+      // Every other batch is async and slow enough for the next one to be handed over meanwhile.
+      if (calls.length % 2 === 0) return undefined;
+      running += 1;
+      return sleep(3).then(() => {
+        running -= 1;
+      });
+    },
+    { batch: { maxMessages: 20, maxWaitMs: 5 }, retry: { retries: 3, initialBackoffMs: 10 } },
+  );
+  await eventually(() => consumer.stats().processed === total, { what: 'every message' });
+  expect(overlapped).toBe(false);
+  const succeeded = [];
+  calls.forEach((call, index) => {
+    if (!call.failed) {
+      succeeded.push(...call.ids);
+      return;
+    }
+    // The very next call is the same batch again, one attempt later.
+    expect(calls[index + 1]).toMatchObject({ ids: call.ids, attempt: call.attempt + 1 });
+  });
+  expect(succeeded).toEqual(Array.from({ length: total }, (_, id) => id));
+  expect(calls.filter((call) => call.failed).length).toBe(3);
+  expect(consumer.stats()).toMatchObject({ processed: total, deadLettered: 0, inFlight: 0 });
+});
+
 test('pause stops delivery and resume continues', async () => {
   const topic = await topicWith(1, 0, () => ({}));
   const handled = [];

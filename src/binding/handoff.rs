@@ -35,7 +35,9 @@ use tokio::sync::oneshot;
 /// is reported to `settle(id, outcome)` with `null`, `[index, reason]`, or
 /// `[index]` when a drain asked it to report progress (`shouldYield`). An
 /// exactly-once consumer's transaction sender (`tx`) is the callback's
-/// second argument.
+/// second argument. In batch mode runs go one at a time, in the order they
+/// arrived; a run marked `afterPrevious` is answered `[0]` (not started) when
+/// a run before it failed or was not started itself.
 const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settle, tx) {
   'use strict';
   const callback = tx == null ? handle : (value) => handle(value, tx);
@@ -54,7 +56,11 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
   // continuations in the check phase of the *same* iteration, and ending the
   // slice between them gave each iteration two slices (consuming in
   // batches: an event-loop delay p99 of 12 ms instead of 8, bench/README.md).
-  const SLICE_MS = 3;
+  // A batch queued behind another starts as soon as that one ends, with no
+  // round trip between them: with 3 ms, two batches of 500 often ran in one
+  // turn (p99 9.6-12.5 ms where it was 7-8), so in batch mode a batch starts
+  // only within the first millisecond of a turn.
+  const SLICE_MS = batch ? 1 : 3;
   let sliceStart = 0;
   function endSlice() {
     sliceStart = 0;
@@ -109,9 +115,34 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
     };
     return next();
   }
+  // Batch mode: whether a batch is running, and whether the last one to end
+  // did not succeed; then batches handed over ahead of that outcome
+  // (`afterPrevious`) are not started: the consumer retries the failed one
+  // first and hands them over again.
+  let running = false;
+  let failed = false;
+  function ended(id, outcome) {
+    settle(id, outcome);
+    if (!batch) return;
+    running = false;
+    if (outcome !== null) {
+      failed = true;
+      notStarted();
+    }
+    if (!pumpScheduled && !pumping) pump();
+  }
+  function notStarted() {
+    for (let r = head; r < waiting.length; r++) {
+      const run = waiting[r];
+      if (run !== undefined && run.afterPrevious) {
+        waiting[r] = undefined;
+        settle(run.id, [0]);
+      }
+    }
+  }
   function report(id, outcome) {
-    if (thenable(outcome)) outcome.then((settled) => settle(id, settled), (error) => settle(id, [0, reason(error)]));
-    else settle(id, outcome);
+    if (thenable(outcome)) outcome.then((settled) => ended(id, settled), (error) => ended(id, [0, reason(error)]));
+    else ended(id, outcome);
   }
   function decode(texts, first, count) {
     const messages = JSON.parse(texts[first]);
@@ -127,11 +158,12 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
   let head = 0;
   let pumpScheduled = false;
   function start(run) {
+    if (batch) running = true;
     let messages;
     try {
       messages = decode(run.texts, run.first, run.count);
     } catch (error) {
-      settle(run.id, [0, 'the messages could not be decoded: ' + reason(error)]);
+      ended(run.id, [0, 'the messages could not be decoded: ' + reason(error)]);
       return;
     }
     if (run.buffer !== null) {
@@ -148,27 +180,51 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
     }
     report(run.id, outcome);
   }
+  // A batch callback that returns at once ends its run inside `start`:
+  // the loop below goes on to the next rather than nesting another.
+  let pumping = false;
   function pump() {
     pumpScheduled = false;
+    pumping = true;
+    try {
+      pumpWaiting();
+    } finally {
+      pumping = false;
+    }
+  }
+  function pumpWaiting() {
     while (head < waiting.length) {
+      // The running batch's end pumps again.
+      if (running) return;
+      const run = waiting[head];
+      if (run === undefined) {
+        head++;
+        continue;
+      }
       if (overSlice()) {
         pumpScheduled = true;
         setImmediate(pump);
         return;
       }
-      const run = waiting[head];
       waiting[head++] = undefined;
       start(run);
     }
     waiting.length = 0;
     head = 0;
   }
-  return function receive(texts, counts, ids, payloads) {
+  return function receive(texts, counts, ids, payloads, afterPrevious) {
     let first = 0;
     for (let r = 0; r < ids.length; r++) {
       const buffer = payloads === null ? null : payloads[r];
-      waiting.push({ texts, first, count: counts[r], id: ids[r], buffer });
+      const run = { texts, first, count: counts[r], id: ids[r], buffer, afterPrevious: afterPrevious[r] };
       first += counts[r];
+      if (run.afterPrevious && failed) {
+        settle(run.id, [0]);
+        continue;
+      }
+      // Handed over knowing every earlier outcome: start afresh.
+      if (!run.afterPrevious) failed = false;
+      waiting.push(run);
     }
     if (!pumpScheduled) pump();
   };
@@ -178,6 +234,8 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
 struct Run {
     id: u32,
     encoded: EncodedDeliveries,
+    /// To start only if every run handed over before it succeeds.
+    after_previous: bool,
 }
 
 /// Runs waiting for the JavaScript thread, and the lanes awaiting their outcomes.
@@ -195,17 +253,19 @@ impl Mailbox {
         let mut texts = Vec::with_capacity(runs.len());
         let mut counts = Vec::with_capacity(runs.len());
         let mut ids = Vec::with_capacity(runs.len());
+        let mut after_previous = Vec::with_capacity(runs.len());
         let raw = runs.iter().any(|run| run.encoded.payloads.is_some());
         let mut payloads = raw.then(|| Vec::with_capacity(runs.len()));
         for run in runs {
             counts.push(run.encoded.chunks.len() as u32);
             texts.extend(run.encoded.chunks.into_iter().map(JsonText));
             ids.push(run.id);
+            after_previous.push(run.after_previous);
             if let Some(payloads) = payloads.as_mut() {
                 payloads.push(run.encoded.payloads.map(Buffer::from));
             }
         }
-        FnArgs::from((texts, counts, ids, payloads))
+        FnArgs::from((texts, counts, ids, payloads, after_previous))
     }
 
     fn settle(&self, id: u32, outcome: DriveResult) {
@@ -232,6 +292,7 @@ type ReceiveArgs = FnArgs<(
     Vec<u32>,
     Vec<u32>,
     Option<Vec<Option<Buffer>>>,
+    Vec<bool>,
 )>;
 type MakeReceiverArgs<'env> = FnArgs<(
     Unknown<'env>,
@@ -246,6 +307,7 @@ type Wake = ThreadsafeFunction<(), (), ReceiveArgs, Status, false>;
 pub struct JsHandler {
     mailbox: Arc<Mailbox>,
     wake: Wake,
+    batch: bool,
 }
 
 impl JsHandler {
@@ -291,12 +353,31 @@ impl JsHandler {
             .callee_handled::<false>()
             .build_callback(move |_| Ok(taking.take()))
             .map_err(failed)?;
-        Ok(JsHandler { mailbox, wake })
+        Ok(JsHandler {
+            mailbox,
+            wake,
+            batch,
+        })
     }
 }
 
 impl MessageHandler for JsHandler {
     fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+        self.hand_over(deliveries, false)
+    }
+
+    /// The driver runs batches one at a time and can hold the next back.
+    fn queues_runs(&self) -> bool {
+        self.batch
+    }
+
+    fn handle_after(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+        self.hand_over(deliveries, true)
+    }
+}
+
+impl JsHandler {
+    fn hand_over(&self, deliveries: Vec<Delivery>, after_previous: bool) -> HandlerFuture {
         let encoded = EncodedDeliveries::encode(&deliveries);
         let mailbox = self.mailbox.clone();
         let id = mailbox.next_id.fetch_add(1, Ordering::Relaxed);
@@ -304,7 +385,11 @@ impl MessageHandler for JsHandler {
         if let Ok(mut replies) = mailbox.replies.lock() {
             replies.insert(id, reply);
         }
-        let woken = if mailbox.runs.push(Run { id, encoded }) {
+        let woken = if mailbox.runs.push(Run {
+            id,
+            encoded,
+            after_previous,
+        }) {
             self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking)
         } else {
             Status::Ok

@@ -339,6 +339,23 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = std::result::Result<(), Int
 /// single crossing into the application's runtime.
 pub trait MessageHandler: Send + Sync + 'static {
     fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture;
+
+    /// Whether [`MessageHandler::handle_after`] queues runs behind the ones
+    /// handed over before them. When it does, the batch dispatcher hands the
+    /// next batch over while the current one runs, so that the handler does
+    /// not wait a round trip between batches.
+    fn queues_runs(&self) -> bool {
+        false
+    }
+
+    /// Like [`MessageHandler::handle`], for a run that must start only once
+    /// every run handed over before it has succeeded: if one of them failed
+    /// (or was itself not started), this one is not started and resolves to
+    /// `Interrupted::Yielded { index: 0 }`. Called only when
+    /// [`MessageHandler::queues_runs`] says so.
+    fn handle_after(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+        self.handle(deliveries)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1749,6 +1766,85 @@ struct Lanes {
     waiting: VecDeque<LaneKey>,
 }
 
+/// A batch whose valid messages were handed to the handler (unless their
+/// partitions were revoked), with their first attempt's outcome to come.
+struct StartedBatch {
+    valid: Vec<Work>,
+    invalid: Vec<Work>,
+    first_attempt: Option<HandlerFuture>,
+}
+
+/// Cuts what arrives into batches of at most `max_messages`, each waiting at
+/// most `max_wait` after its first message for more.
+struct Gatherer<'a> {
+    incoming: &'a mut mpsc::UnboundedReceiver<Vec<Work>>,
+    batch: BatchOptions,
+    /// What arrived beyond the batches taken so far.
+    waiting: VecDeque<Work>,
+    open: bool,
+}
+
+impl<'a> Gatherer<'a> {
+    fn new(incoming: &'a mut mpsc::UnboundedReceiver<Vec<Work>>, batch: BatchOptions) -> Self {
+        Gatherer {
+            incoming,
+            batch,
+            waiting: VecDeque::new(),
+            open: true,
+        }
+    }
+
+    /// A batch of `max_messages` if that many have arrived, without waiting.
+    fn full_batch(&mut self) -> Option<Vec<Work>> {
+        while self.open && self.waiting.len() < self.batch.max_messages {
+            match self.incoming.try_recv() {
+                Ok(works) => self.waiting.extend(works),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.open = false,
+            }
+        }
+        (self.waiting.len() >= self.batch.max_messages)
+            .then(|| self.waiting.drain(..self.batch.max_messages).collect())
+    }
+
+    /// The next batch; `None` once the consumer stopped and nothing is left.
+    /// Cancel-safe: messages received before a cancellation stay for the
+    /// next call.
+    async fn next_batch(&mut self) -> Option<Vec<Work>> {
+        while self.waiting.is_empty() {
+            if !self.open {
+                return None;
+            }
+            match self.incoming.recv().await {
+                Some(works) => self.waiting.extend(works),
+                None => self.open = false,
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.batch.max_wait;
+        while self.open && self.waiting.len() < self.batch.max_messages {
+            match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
+                Ok(Some(works)) => self.waiting.extend(works),
+                Ok(None) => self.open = false,
+                Err(_) => break,
+            }
+        }
+        let take = self.waiting.len().min(self.batch.max_messages);
+        Some(self.waiting.drain(..take).collect())
+    }
+}
+
+/// The deliveries of `works` for attempt `attempt`.
+fn deliveries_of(works: &[Work], attempt: u32) -> Vec<Delivery> {
+    works
+        .iter()
+        .map(|work| Delivery {
+            message: work.message.clone(),
+            form: work.verdict.clone().unwrap_or(ValueForm::Raw),
+            attempt,
+        })
+        .collect()
+}
+
 impl Dispatcher {
     fn new(
         shared: Arc<Shared>,
@@ -1772,6 +1868,9 @@ impl Dispatcher {
                     max_wait: Duration::ZERO,
                 });
                 self.run_batches(&mut incoming, runs, Some(producer)).await
+            }
+            (None, Some(batch)) if self.handler.queues_runs() => {
+                self.run_pipelined_batches(&mut incoming, batch).await
             }
             (None, Some(batch)) => self.run_batches(&mut incoming, batch, None).await,
             (None, None) => self.run_lanes(&mut incoming).await,
@@ -1897,16 +1996,8 @@ impl Dispatcher {
 
     async fn handle_run(&self, mut run: Vec<Work>) {
         while !run.is_empty() {
-            let deliveries = run
-                .iter()
-                .map(|work| Delivery {
-                    message: work.message.clone(),
-                    form: work.verdict.clone().unwrap_or(ValueForm::Raw),
-                    attempt: 1,
-                })
-                .collect();
             let started = Instant::now();
-            let outcome = self.handler.handle(deliveries).await;
+            let outcome = self.handler.handle(deliveries_of(&run, 1)).await;
             let handled = match &outcome {
                 Ok(()) => run.len(),
                 Err(Interrupted::Failed(failure)) => failure.index,
@@ -1961,7 +2052,7 @@ impl Dispatcher {
         );
         self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(pause).await;
-        self.handle_with_retries(works, 2).await;
+        self.handle_with_retries(works, 2, None).await;
     }
 
     /// Gathers up to `batch.max_messages` of what arrives, waiting at most
@@ -1973,33 +2064,51 @@ impl Dispatcher {
         batch: BatchOptions,
         transactional: Option<&Arc<Producer>>,
     ) {
-        // What arrived beyond the last batch's size.
-        let mut waiting: VecDeque<Work> = VecDeque::new();
-        let mut open = true;
-        loop {
-            if waiting.is_empty() {
-                match incoming.recv().await {
-                    Some(works) => waiting.extend(works),
-                    None => return,
-                }
-            }
-            let deadline = tokio::time::Instant::now() + batch.max_wait;
-            while open && waiting.len() < batch.max_messages {
-                match tokio::time::timeout_at(deadline, incoming.recv()).await {
-                    Ok(Some(works)) => waiting.extend(works),
-                    Ok(None) => open = false,
-                    Err(_) => break,
-                }
-            }
-            let take = waiting.len().min(batch.max_messages);
-            let works = waiting.drain(..take).collect();
+        let mut gatherer = Gatherer::new(incoming, batch);
+        while let Some(works) = gatherer.next_batch().await {
             match transactional {
                 Some(producer) => self.transact(producer, works).await,
                 None => self.process(works).await,
             }
-            if !open && waiting.is_empty() {
-                return;
+        }
+    }
+
+    /// As `run_batches`, but the next batch is gathered, and handed over
+    /// to be started after the current one, while the current one runs:
+    /// the handler goes from one batch to the next without waiting for its
+    /// outcome to reach the dispatcher and the next batch to come back. If
+    /// the current batch fails, the handler does not start the next one,
+    /// which is handed over again once the current one has been retried (or
+    /// parked), so batches are still handled strictly in order.
+    async fn run_pipelined_batches(
+        &self,
+        incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>,
+        batch: BatchOptions,
+    ) {
+        let mut gatherer = Gatherer::new(incoming, batch);
+        let mut ahead: Option<StartedBatch> = None;
+        // Whether the last batch ran at its first hand-over. If not, the one
+        // handed over ahead of its outcome was not started, and nothing may
+        // go ahead until that one has been handed over again: it would be
+        // started before it.
+        let mut in_step = true;
+        loop {
+            let current = match ahead.take() {
+                Some(started) => started,
+                None => match gatherer.next_batch().await {
+                    Some(works) => self.start(works, false),
+                    None => return,
+                },
+            };
+            // Only a batch that is already full goes ahead: waiting for one
+            // to fill while the current one runs wakes the dispatcher for
+            // every poll of the consumer.
+            if in_step {
+                ahead = gatherer
+                    .full_batch()
+                    .map(|works| self.start(works, true));
             }
+            in_step = self.complete(current).await;
         }
     }
 
@@ -2007,8 +2116,41 @@ impl Dispatcher {
     /// topic at once; valid ones get the handler with retries, then the
     /// dead-letter topic. Every message's offset is released at the end.
     async fn process(&self, works: Vec<Work>) {
+        self.complete(self.start(works, false)).await;
+    }
+
+    /// Hands a batch's valid messages to the handler (first attempt), unless
+    /// their partitions were revoked since they arrived: `after_previous`
+    /// queues them behind the batch handed over before (see
+    /// [`MessageHandler::handle_after`]).
+    fn start(&self, works: Vec<Work>, after_previous: bool) -> StartedBatch {
         let (valid, invalid): (Vec<Work>, Vec<Work>) =
             works.into_iter().partition(|work| work.verdict.is_ok());
+        let first_attempt = (!valid.is_empty() && !self.skip_if_revoked(&valid)).then(|| {
+            let deliveries = deliveries_of(&valid, 1);
+            if after_previous {
+                self.handler.handle_after(deliveries)
+            } else {
+                self.handler.handle(deliveries)
+            }
+        });
+        StartedBatch {
+            valid,
+            invalid,
+            first_attempt,
+        }
+    }
+
+    /// Parks a started batch's invalid messages, sees its valid ones through
+    /// retries (then the dead-letter topic), and releases every offset.
+    /// False when the handler did not run the batch when first handed over:
+    /// it failed, or it was not started.
+    async fn complete(&self, batch: StartedBatch) -> bool {
+        let StartedBatch {
+            valid,
+            invalid,
+            first_attempt,
+        } = batch;
         for work in &invalid {
             if let Err((code, reason)) = &work.verdict {
                 tracing::warn!(
@@ -2020,15 +2162,20 @@ impl Dispatcher {
                 self.park(work, code, reason, 0).await;
             }
         }
-        if !valid.is_empty() && !self.skip_if_revoked(&valid) {
-            self.handle_with_retries(&valid, 1).await;
-        }
+        let ran_at_once = match first_attempt {
+            Some(first_attempt) => {
+                self.handle_with_retries(&valid, 1, Some(first_attempt))
+                    .await
+            }
+            None => true,
+        };
         self.shared.finish_all(
             invalid
                 .iter()
                 .chain(valid.iter())
                 .map(|work| (&*work.message, work.generation)),
         );
+        ran_at_once
     }
 
     /// Messages of a partition revoked since they arrived are not handled:
@@ -2044,30 +2191,45 @@ impl Dispatcher {
         })
     }
 
-    async fn handle_with_retries(&self, works: &[Work], first_attempt: u32) {
+    /// Runs the handler on `works` from attempt `first_attempt` until it
+    /// succeeds or the retries are spent (then parks them); `handed_over` is
+    /// that first attempt when it was already handed to the handler. True
+    /// when the first call handled them.
+    async fn handle_with_retries(
+        &self,
+        works: &[Work],
+        first_attempt: u32,
+        mut handed_over: Option<HandlerFuture>,
+    ) -> bool {
         let retry = self.shared.options.retry;
         let mut attempt = first_attempt;
+        let mut first_call = true;
         loop {
-            let deliveries = works
-                .iter()
-                .map(|work| Delivery {
-                    message: work.message.clone(),
-                    form: work.verdict.clone().unwrap_or(ValueForm::Raw),
-                    attempt,
-                })
-                .collect();
+            let running = match handed_over.take() {
+                Some(running) => running,
+                None => self.handler.handle(deliveries_of(works, attempt)),
+            };
+            // A batch handed over ahead waited for the one before it, which
+            // has finished by now: its handling time starts here.
             let started = Instant::now();
-            let outcome = self.handler.handle(deliveries).await;
-            self.shared.handled_in(started.elapsed(), works.len());
+            let outcome = running.await;
+            if !matches!(outcome, Err(Interrupted::Yielded { .. })) {
+                self.shared.handled_in(started.elapsed(), works.len());
+            }
             match outcome {
-                // Single messages and batches never yield; run them again if one did.
-                Err(Interrupted::Yielded { .. }) => continue,
+                // Single messages and batches never yield, but a batch handed
+                // over ahead is not started when the one before it failed:
+                // run it (again) now.
+                Err(Interrupted::Yielded { .. }) => {
+                    first_call = false;
+                    continue;
+                }
                 Ok(()) => {
                     self.shared
                         .counters
                         .processed
                         .fetch_add(works.len() as u64, Ordering::Relaxed);
-                    return;
+                    return first_call;
                 }
                 Err(Interrupted::Failed(failure))
                     if attempt <= retry.retries && !self.shared.closing.load(Ordering::Acquire) =>
@@ -2085,6 +2247,7 @@ impl Dispatcher {
                         .fetch_add(works.len() as u64, Ordering::Relaxed);
                     tokio::time::sleep(pause).await;
                     attempt += 1;
+                    first_call = false;
                 }
                 Err(Interrupted::Failed(failure)) => {
                     tracing::error!(
@@ -2096,7 +2259,7 @@ impl Dispatcher {
                         self.park(work, "ERR_HANDLER_FAILED", &failure.message, attempt)
                             .await;
                     }
-                    return;
+                    return false;
                 }
             }
         }
@@ -2470,6 +2633,105 @@ mod tests {
             tokio::task::block_in_place(|| committed(&bootstrap, "dlq-fault", "source")),
             Some(1)
         );
+    }
+
+    /// Plays the JavaScript driver's part for batches handed over ahead: one
+    /// queued behind a batch that failed, or was not started, is not started.
+    #[derive(Default)]
+    struct OrderedBatches {
+        /// Offsets of each call, its attempt, and whether it succeeded.
+        calls: Mutex<Vec<(Vec<i64>, u32, bool)>>,
+        /// Offsets whose batch fails once.
+        failing: Mutex<std::collections::HashSet<i64>>,
+        last_did_not_succeed: std::sync::atomic::AtomicBool,
+        handed_ahead: AtomicU32,
+        not_started: AtomicU32,
+    }
+
+    impl OrderedBatches {
+        fn run(&self, deliveries: Vec<Delivery>, after_previous: bool) -> HandlerFuture {
+            if after_previous {
+                self.handed_ahead.fetch_add(1, Ordering::SeqCst);
+                if self.last_did_not_succeed.load(Ordering::SeqCst) {
+                    self.not_started.fetch_add(1, Ordering::SeqCst);
+                    return Box::pin(async { Err(Interrupted::Yielded { index: 0 }) });
+                }
+            }
+            let offsets: Vec<i64> = deliveries.iter().map(|d| d.message.offset).collect();
+            let fails = {
+                let mut failing = self.failing.lock().unwrap();
+                offsets.iter().any(|offset| failing.remove(offset))
+            };
+            self.last_did_not_succeed.store(fails, Ordering::SeqCst);
+            let attempt = deliveries[0].attempt;
+            self.calls.lock().unwrap().push((offsets, attempt, !fails));
+            Box::pin(async move {
+                if fails {
+                    Err(Interrupted::Failed(HandlerFailure {
+                        index: 0,
+                        message: "fails once".into(),
+                    }))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    impl MessageHandler for OrderedBatches {
+        fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+            self.run(deliveries, false)
+        }
+        fn queues_runs(&self) -> bool {
+            true
+        }
+        fn handle_after(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+            self.run(deliveries, true)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_handed_over_ahead_are_handled_in_order_around_failures() {
+        let total = 300;
+        let values = (0..total)
+            .map(|i| format!("{{\"id\":{i}}}").into_bytes())
+            .collect();
+        let (_cluster, mut options) = mock_cluster_with("ahead", "ahead-group", values).await;
+        options.batch = Some(BatchOptions {
+            max_messages: 10,
+            max_wait: Duration::from_millis(5),
+        });
+        options.retry = RetryPolicy {
+            retries: 3,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        };
+        let handler = Arc::new(OrderedBatches::default());
+        handler.failing.lock().unwrap().extend([95, 96, 200]);
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while consumer.stats().processed < total && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        consumer.close().await.unwrap();
+
+        let calls = handler.calls.lock().unwrap().clone();
+        let mut succeeded: Vec<i64> = Vec::new();
+        for (index, (offsets, attempt, ok)) in calls.iter().enumerate() {
+            if *ok {
+                succeeded.extend(offsets);
+            } else {
+                // Retried at once, before any later batch.
+                let (next, next_attempt, _) = &calls[index + 1];
+                assert_eq!((next, *next_attempt), (offsets, attempt + 1));
+            }
+        }
+        assert_eq!(succeeded, (0..total as i64).collect::<Vec<_>>());
+        assert!(handler.handed_ahead.load(Ordering::SeqCst) > 0);
+        assert!(handler.not_started.load(Ordering::SeqCst) > 0);
+        assert_eq!(consumer.stats().processed, total);
     }
 
     struct Counts(AtomicU32);
