@@ -2104,9 +2104,7 @@ impl Dispatcher {
             // to fill while the current one runs wakes the dispatcher for
             // every poll of the consumer.
             if in_step {
-                ahead = gatherer
-                    .full_batch()
-                    .map(|works| self.start(works, true));
+                ahead = gatherer.full_batch().map(|works| self.start(works, true));
             }
             in_step = self.complete(current).await;
         }
