@@ -399,8 +399,10 @@ struct OffsetTracker {
 
 struct PartitionOffsets {
     generation: u64,
-    /// offset -> finished?
-    outstanding: BTreeMap<i64, bool>,
+    /// (offset, finished?) in offset order: offsets mostly arrive in order,
+    /// so a received one is pushed at the back and a finished run is popped
+    /// at the front (a `BTreeMap` here cost a tenth of the dispatcher's CPU).
+    outstanding: VecDeque<(i64, bool)>,
     /// Last offset whose successor is safe to commit.
     stored: Option<i64>,
     /// Stored but not yet known to be committed: each store's offset, with
@@ -416,7 +418,7 @@ impl OffsetTracker {
             key,
             PartitionOffsets {
                 generation,
-                outstanding: BTreeMap::new(),
+                outstanding: VecDeque::new(),
                 stored: None,
                 uncommitted: VecDeque::new(),
             },
@@ -433,7 +435,16 @@ impl OffsetTracker {
     fn received(&mut self, key: &PartitionKey, offset: i64) -> bool {
         match self.partitions.get_mut(key) {
             Some(partition) => {
-                partition.outstanding.insert(offset, false);
+                let outstanding = &mut partition.outstanding;
+                match outstanding.back() {
+                    Some(&(last, _)) if last >= offset => {
+                        match outstanding.binary_search_by_key(&offset, |&(offset, _)| offset) {
+                            Ok(index) => outstanding[index].1 = false,
+                            Err(index) => outstanding.insert(index, (offset, false)),
+                        }
+                    }
+                    _ => outstanding.push_back((offset, false)),
+                }
                 true
             }
             None => false,
@@ -456,14 +467,17 @@ impl OffsetTracker {
         else {
             return (0, None);
         };
-        let Some(done) = partition.outstanding.get_mut(&offset) else {
+        let Ok(index) = partition
+            .outstanding
+            .binary_search_by_key(&offset, |&(offset, _)| offset)
+        else {
             return (0, None);
         };
-        *done = true;
+        partition.outstanding[index].1 = true;
         let mut advanced = None;
         let mut released = 0;
-        while let Some((&first, &true)) = partition.outstanding.first_key_value() {
-            partition.outstanding.remove(&first);
+        while let Some(&(first, true)) = partition.outstanding.front() {
+            partition.outstanding.pop_front();
             advanced = Some(first);
             released += 1;
         }
@@ -668,9 +682,8 @@ impl Shared {
                             key.clone(),
                             partition
                                 .outstanding
-                                .keys()
-                                .next()
-                                .copied()
+                                .front()
+                                .map(|&(offset, _)| offset)
                                 .or(partition.stored.map(|offset| offset + 1)),
                         )
                     })
@@ -2953,6 +2966,43 @@ mod tests {
         assert_eq!(tracker.outstanding(&key), 2);
         assert_eq!(tracker.finished(&key, generation, 13), (2, Some(14)));
         assert_eq!(tracker.outstanding(&key), 0);
+    }
+
+    proptest::proptest! {
+        /// Whatever order offsets arrive and finish in (redeliveries after a
+        /// seek included), the tracker agrees with a plain ordered map.
+        #[test]
+        fn the_tracker_agrees_with_an_ordered_map(
+            steps in proptest::collection::vec((proptest::bool::ANY, 0i64..40), 0..200)
+        ) {
+            let mut tracker = OffsetTracker::default();
+            let key = ("t".to_string(), 0);
+            let generation = tracker.assign(key.clone());
+            let mut model: BTreeMap<i64, bool> = BTreeMap::new();
+            for (receive, offset) in steps {
+                if receive {
+                    model.insert(offset, false);
+                    proptest::prop_assert!(tracker.received(&key, offset));
+                } else {
+                    let expected = match model.get_mut(&offset) {
+                        None => (0, None),
+                        Some(done) => {
+                            *done = true;
+                            let mut released = 0;
+                            let mut advanced = None;
+                            while let Some((&first, &true)) = model.first_key_value() {
+                                model.remove(&first);
+                                advanced = Some(first);
+                                released += 1;
+                            }
+                            (released, advanced)
+                        }
+                    };
+                    proptest::prop_assert_eq!(tracker.finished(&key, generation, offset), expected);
+                }
+                proptest::prop_assert_eq!(tracker.outstanding(&key), model.len());
+            }
+        }
     }
 
     #[test]
