@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 /// second argument. In batch mode runs go one at a time, in the order they
 /// arrived; a run marked `afterPrevious` is answered `[0]` (not started) when
 /// a run before it failed or was not started itself.
-const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settle, tx) {
+const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settle, tx, fetch) {
   'use strict';
   const callback = tx == null ? handle : (value) => handle(value, tx);
   function reason(error) {
@@ -161,6 +161,12 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
     if (batch) running = true;
     let messages;
     try {
+      if (fetch !== null) {
+        const fetched = fetch(run.id);
+        run.texts = fetched[0];
+        run.count = run.texts.length;
+        run.buffer = fetched[1];
+      }
       messages = decode(run.texts, run.first, run.count);
     } catch (error) {
       ended(run.id, [0, 'the messages could not be decoded: ' + reason(error)]);
@@ -244,12 +250,30 @@ struct Mailbox {
     runs: WakeQueue<Run>,
     replies: Mutex<HashMap<u32, oneshot::Sender<DriveResult>>>,
     next_id: AtomicU32,
+    /// Batch mode: runs announced to JavaScript by id, whose messages cross
+    /// only when the run starts (`fetch`). A batch handed over ahead waits
+    /// here rather than as strings in V8's young generation, which made
+    /// every scavenge while the running batch was handled copy it too
+    /// (event-loop p99 10.4 ms, against 8.6 before batches went ahead).
+    held: Option<Mutex<HashMap<u32, EncodedDeliveries>>>,
 }
 
 impl Mailbox {
     /// Everything that arrived since the last wake-up, as `receive`'s arguments.
     fn take(&self) -> ReceiveArgs {
-        let runs = self.runs.take();
+        let mut runs = self.runs.take();
+        if let Some(held) = &self.held {
+            let (mut counts, mut ids, mut after_previous) = (Vec::new(), Vec::new(), Vec::new());
+            if let Ok(mut held) = held.lock() {
+                for run in runs.drain(..) {
+                    counts.push(0);
+                    ids.push(run.id);
+                    after_previous.push(run.after_previous);
+                    held.insert(run.id, run.encoded);
+                }
+            }
+            return FnArgs::from((Vec::new(), counts, ids, None, after_previous));
+        }
         let mut texts = Vec::with_capacity(runs.len());
         let mut counts = Vec::with_capacity(runs.len());
         let mut ids = Vec::with_capacity(runs.len());
@@ -268,7 +292,20 @@ impl Mailbox {
         FnArgs::from((texts, counts, ids, payloads, after_previous))
     }
 
+    /// A held run's messages, as its run starts.
+    fn fetch(&self, id: u32) -> Option<Fetched> {
+        let encoded = self.held.as_ref()?.lock().ok()?.remove(&id)?;
+        Some(Fetched {
+            texts: encoded.chunks.into_iter().map(JsonText).collect(),
+            payloads: encoded.payloads.map(Buffer::from),
+        })
+    }
+
     fn settle(&self, id: u32, outcome: DriveResult) {
+        // A run answered "not started" was never fetched.
+        if let Some(Ok(mut held)) = self.held.as_ref().map(Mutex::lock) {
+            held.remove(&id);
+        }
         let reply = self
             .replies
             .lock()
@@ -283,6 +320,9 @@ impl Mailbox {
     fn forget(&self, id: u32) {
         if let Ok(mut replies) = self.replies.lock() {
             replies.remove(&id);
+        }
+        if let Some(Ok(mut held)) = self.held.as_ref().map(Mutex::lock) {
+            held.remove(&id);
         }
     }
 }
@@ -300,6 +340,7 @@ type MakeReceiverArgs<'env> = FnArgs<(
     Function<'env, (), bool>,
     Function<'env, (u32, Unknown<'env>), ()>,
     Option<Unknown<'env>>,
+    Option<Function<'env, u32, Option<Fetched>>>,
 )>;
 type Wake = ThreadsafeFunction<(), (), ReceiveArgs, Status, false>;
 
@@ -320,7 +361,10 @@ impl JsHandler {
         sender: Option<Unknown<'_>>,
     ) -> CoreResult<Self> {
         let failed = |error: napi::Error| js::invalid(format!("callback: {}", error.reason));
-        let mailbox = Arc::new(Mailbox::default());
+        let mailbox = Arc::new(Mailbox {
+            held: batch.then(Mutex::default),
+            ..Mailbox::default()
+        });
         let should_yield: Function<'_, (), bool> = env
             .create_function_from_closure("shouldYield", move |_| Ok(yield_signal.is_raised()))
             .map_err(failed)?;
@@ -333,6 +377,18 @@ impl JsHandler {
                 Ok(())
             })
             .map_err(failed)?;
+        let fetch = if batch {
+            let fetching = mailbox.clone();
+            let fetch: Function<'_, u32, Option<Fetched>> = env
+                .create_function_from_closure("fetch", move |context| {
+                    let id: u32 = context.get(0)?;
+                    Ok(fetching.fetch(id))
+                })
+                .map_err(failed)?;
+            Some(fetch)
+        } else {
+            None
+        };
         let make: Function<'_, MakeReceiverArgs<'_>, Unknown<'_>> =
             env.run_script(DRIVER).map_err(failed)?;
         let receive = make
@@ -342,6 +398,7 @@ impl JsHandler {
                 should_yield,
                 settle,
                 sender,
+                fetch,
             )))
             .map_err(failed)?;
         // SAFETY: `makeReceiver` returns a function of this environment.
@@ -412,6 +469,27 @@ impl JsHandler {
                 Err(_) => Err(failed("the JavaScript callback is gone".to_string())),
             }
         })
+    }
+}
+
+/// A held run's messages: `[texts, payloads]` (`payloads` a Buffer or null).
+struct Fetched {
+    texts: Vec<JsonText>,
+    payloads: Option<Buffer>,
+}
+
+impl ToNapiValue for Fetched {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        let mut pair = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread of `env`, with values of `env`.
+        unsafe {
+            let texts = Vec::<JsonText>::to_napi_value(env, value.texts)?;
+            let payloads = Option::<Buffer>::to_napi_value(env, value.payloads)?;
+            napi::check_status!(sys::napi_create_array_with_length(env, 2, &mut pair))?;
+            napi::check_status!(sys::napi_set_element(env, pair, 0, texts))?;
+            napi::check_status!(sys::napi_set_element(env, pair, 1, payloads))?;
+        }
+        Ok(pair)
     }
 }
 
