@@ -303,9 +303,7 @@ impl Mailbox {
 
     fn settle(&self, id: u32, outcome: DriveResult) {
         // A run answered "not started" was never fetched.
-        if let Some(Ok(mut held)) = self.held.as_ref().map(Mutex::lock) {
-            held.remove(&id);
-        }
+        self.drop_held(id);
         let reply = self
             .replies
             .lock()
@@ -321,6 +319,10 @@ impl Mailbox {
         if let Ok(mut replies) = self.replies.lock() {
             replies.remove(&id);
         }
+        self.drop_held(id);
+    }
+
+    fn drop_held(&self, id: u32) {
         if let Some(Ok(mut held)) = self.held.as_ref().map(Mutex::lock) {
             held.remove(&id);
         }

@@ -1847,9 +1847,9 @@ impl<'a> Gatherer<'a> {
 }
 
 /// The deliveries of `works` for attempt `attempt`.
-fn deliveries_of(works: &[Work], attempt: u32) -> Vec<Delivery> {
+fn deliveries_of<'w>(works: impl IntoIterator<Item = &'w Work>, attempt: u32) -> Vec<Delivery> {
     works
-        .iter()
+        .into_iter()
         .map(|work| Delivery {
             message: work.message.clone(),
             form: work.verdict.clone().unwrap_or(ValueForm::Raw),

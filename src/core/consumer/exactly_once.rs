@@ -266,17 +266,10 @@ impl Dispatcher {
         }
         if let Treatment::Handle { attempt } = treatment {
             if !valid_positions.is_empty() {
-                let deliveries = valid_positions
-                    .iter()
-                    .map(|&position| super::Delivery {
-                        message: works[position].message.clone(),
-                        form: works[position]
-                            .verdict
-                            .clone()
-                            .unwrap_or(super::ValueForm::Raw),
-                        attempt,
-                    })
-                    .collect();
+                let deliveries = super::deliveries_of(
+                    valid_positions.iter().map(|&position| &works[position]),
+                    attempt,
+                );
                 let started = std::time::Instant::now();
                 let outcome = self.handler.handle(deliveries).await;
                 self.shared
