@@ -328,6 +328,14 @@ impl ProducerInstruments {
         self.sent.fetch_add(messages, Ordering::Relaxed);
     }
 
+    /// Messages sent whose outcome is not known yet. Counted here rather
+    /// than read from librdkafka, whose count keeps a delivered message until
+    /// its report has been served, a little after its promise settled.
+    pub fn awaiting_outcome(&self) -> u64 {
+        let settled = self.delivered.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed);
+        self.sent.load(Ordering::Relaxed).saturating_sub(settled)
+    }
+
     /// A message's outcome is known; `since` is when it was sent.
     pub fn settled(&self, since: Instant, delivered: bool) {
         if delivered {
