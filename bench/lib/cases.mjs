@@ -258,6 +258,7 @@ async function consume(client, spec, mode) {
     invalid,
     seconds,
     msgPerSec: progress.count() / seconds,
+    firstMessageSeconds: progress.firstSeconds(),
     cpuSeconds,
     jsThreadCpuSeconds: jsThreadCpu,
     eventLoopDelayMs: delayPercentiles(delay, spec.eldResolutionMs, idleSamples),
@@ -392,6 +393,8 @@ function completion(total) {
   /** @type {boolean} */
   let seenFirst = false;
   /** @type {number | undefined} */
+  let firstAt;
+  /** @type {number | undefined} */
   let lastAt;
   /** @type {() => void} */
   let done = () => {};
@@ -407,6 +410,7 @@ function completion(total) {
     first(onFirst) {
       if (!seenFirst) {
         seenFirst = true;
+        firstAt = performance.now();
         onFirst();
       }
     },
@@ -421,6 +425,8 @@ function completion(total) {
     },
     count: () => count,
     seconds: () => ((lastAt ?? performance.now()) - (startedAt ?? performance.now())) / 1000,
+    /** From the start of the clock to the first message, when both happened. */
+    firstSeconds: () => (firstAt === undefined || startedAt === undefined ? undefined : (firstAt - startedAt) / 1000),
     /** @param {number} timeoutSeconds */
     async wait(timeoutSeconds) {
       // A ref'd timer: the process stays up while waiting, as an app's server keeps it up,

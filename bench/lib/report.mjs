@@ -40,6 +40,8 @@ const MB = 2 ** 20;
  * @property {Spread} [brokerCpuUs]  µs of the broker's CPU per message (the whole run)
  * @property {Spread} [jsThreadCpuUs]  µs of the JavaScript thread's CPU per message
  * @property {Spread} [jsThreadBusy]  the JavaScript thread's CPU time over the measured interval
+ * @property {Spread} [firstMessageMs]  consume: from the join to the first message
+ * @property {Spread} [steadyMsgPerSec]  consume: messages after the first over the time after it
  * @property {{ p50: Spread, p99: Spread, p999: Spread }} [latencyMs]
  */
 
@@ -85,6 +87,13 @@ export function summarize(results) {
         row.jsThreadBusy = over((r) =>
           r.jsThreadCpuSeconds > 0 && r.msgPerSec > 0 ? r.jsThreadCpuSeconds / (r.count / r.msgPerSec) : undefined,
         );
+      }
+      if (caseDef.kind.startsWith('consume')) {
+        row.firstMessageMs = over((r) => (r.firstMessageSeconds >= 0 ? r.firstMessageSeconds * 1000 : undefined));
+        row.steadyMsgPerSec = over((r) => {
+          const after = r.seconds - r.firstMessageSeconds;
+          return r.firstMessageSeconds >= 0 && after > 0 ? (r.count - 1) / after : undefined;
+        });
       }
       row.peakRssMB = over((r) => r.peakRssBytes / MB);
       if (caseDef.kind === 'groups') row.rssMB = over((r) => r.rssBytes / MB);
@@ -315,6 +324,40 @@ export function markdown(results, summary) {
     );
   }
 
+  const consumeCases = results.cases.filter((/** @type {any} */ c) => c.kind.startsWith('consume'));
+  if (
+    consumeCases.some((/** @type {any} */ k) =>
+      clients.some((/** @type {any} */ c) => find(c.id, k.id)?.firstMessageMs),
+    )
+  ) {
+    out.push('## Consume: start-up and steady rate', '');
+    out.push(
+      'Consume throughput is timed from the join, so it includes a start-up that librdkafka-based clients share ' +
+        '(committed-offset lookup, offset reset, first fetch): the time from the join to the first message, then ' +
+        'the rate from the first message to the last. Median (min–max).',
+      '',
+    );
+    out.push(
+      table(
+        [
+          'client',
+          ...consumeCases.flatMap((/** @type {any} */ k) => [
+            `${k.title}: to first (ms)`,
+            `${k.title}: steady (msg/s)`,
+          ]),
+        ],
+        clients.map((/** @type {any} */ c) => [
+          name(c),
+          ...consumeCases.flatMap((/** @type {any} */ k) => {
+            const row = find(c.id, k.id);
+            return [cell(row?.firstMessageMs, ms), cell(row?.steadyMsgPerSec, rate)];
+          }),
+        ]),
+      ),
+      '',
+    );
+  }
+
   const latencyCase = results.cases.find((/** @type {any} */ c) => c.kind === 'latency');
   if (latencyCase) {
     out.push(`## ${latencyCase.title} (ms)`, '');
@@ -343,7 +386,6 @@ export function markdown(results, summary) {
     );
   }
 
-  const consumeCases = results.cases.filter((/** @type {any} */ c) => c.kind.startsWith('consume'));
   const groupsCase = results.cases.find((/** @type {any} */ c) => c.kind === 'groups');
   if (consumeCases.length || groupsCase) {
     out.push('## Event loop and memory', '');
