@@ -264,6 +264,46 @@ describe('bad arguments are rejected with ERR_INVALID_ARG', () => {
     }
   });
 
+  test('a batch names the message with an unknown field wherever it is, and hostile messages are clean errors', async () => {
+    const producerAny = /** @type {any} */ (producer);
+    const messages = Array.from({ length: 500 }, (_, i) => ({ key: `k${i}`, value: 'x' }));
+    messages[321] = { key: 'k', value: 'x', partiton: 2 };
+    await expect(producerAny.send({ topic: 't', messages })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+      message: expect.stringMatching(/record\.messages\[321\] has an unknown option `partiton`/),
+    });
+    // Known keys are counted too: an unknown one next to all of them is still found.
+    const everyField = { value: 'x', key: 'k', headers: {}, partition: 0, timestamp: 1 };
+    await expect(
+      producerAny.send({ topic: 't', messages: [everyField, { ...everyField, extra: true }] }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('`extra`') });
+    const keysThrow = new Proxy(
+      { value: 'x' },
+      {
+        ownKeys() {
+          throw new Error('no keys today');
+        },
+      },
+    );
+    await expect(producerAny.send({ topic: 't', messages: [{ value: 'x' }, keysThrow] })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+      message: expect.stringContaining('record.messages[1]'),
+    });
+    const lengthThrows = new Proxy([{ value: 'x' }], {
+      get(target, property, receiver) {
+        if (property === 'length') throw new Error('no length today');
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    await expect(producerAny.send({ topic: 't', messages: lengthThrows })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+    });
+    // Enumerable keys on the prototype count as they do for one message.
+    const inherited = Object.assign(Object.create({ value: 'x' }), { key: 'k' });
+    const topic = await freshTopic(1);
+    await expect(producer.send({ topic, messages: [inherited, { value: 'y' }] })).resolves.toHaveLength(2);
+  });
+
   test('failed validation sends nothing', async () => {
     const topic = await freshTopic(1);
     await expect(

@@ -3,7 +3,8 @@
 
 use crate::core::error::CoreError;
 use napi::bindgen_prelude::{
-    Buffer, FromNapiValue, Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Unknown,
+    Buffer, FromNapiValue, Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Uint32Array,
+    Unknown,
 };
 use napi::{sys, Env, JsValue, Status, ValueType};
 use std::future::Future;
@@ -565,6 +566,103 @@ impl KeysInScope {
                 &mut value
             ))?;
             Unknown::from_napi_value(env, value)
+        }
+    }
+}
+
+/// For `for…in` over each element of an array, in one call: how many keys
+/// `napi_get_property_names` would list (enumerable string keys, inherited
+/// ones included), or [`KeyCounter::UNREADABLE`] where the element is not an
+/// object or enumerating it threw. Asking Node-API for each message's keys
+/// was an eighth of a batch send's time on the JavaScript thread.
+const COUNT_KEYS: &str = r#"(function countKeys(items) {
+  'use strict';
+  const counts = new Uint32Array(items.length);
+  for (let i = 0; i < counts.length; i++) {
+    let count = 0;
+    try {
+      const item = items[i];
+      if (item === null || typeof item !== 'object') count = 0xffffffff;
+      else for (const key in item) count++;
+    } catch {
+      count = 0xffffffff;
+    }
+    counts[i] = count;
+  }
+  return counts;
+})"#;
+
+/// The key counts of a batch's messages, so that only a message with more
+/// keys than it has known ones is enumerated (to name the unknown key).
+pub struct KeyCounter {
+    env: sys::napi_env,
+    function: sys::napi_ref,
+}
+
+impl KeyCounter {
+    /// The count of an element that could not be counted.
+    pub const UNREADABLE: u32 = u32::MAX;
+
+    pub fn new(env: &Env) -> napi::Result<Self> {
+        let function: Unknown<'_> = env.run_script(COUNT_KEYS)?;
+        let mut reference = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread, with a function of this environment.
+        napi::check_status!(unsafe {
+            sys::napi_create_reference(env.raw(), function.raw(), 1, &mut reference)
+        })?;
+        Ok(KeyCounter {
+            env: env.raw(),
+            function: reference,
+        })
+    }
+
+    /// Each element's count; empty when the array itself could not be read
+    /// (every element is then checked on its own).
+    pub fn counts(&self, array: &Unknown<'_>) -> Vec<u32> {
+        self.try_counts(array).unwrap_or_default()
+    }
+
+    fn try_counts(&self, array: &Unknown<'_>) -> napi::Result<Vec<u32>> {
+        let mut function = std::ptr::null_mut();
+        let mut undefined = std::ptr::null_mut();
+        let mut result = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread of the environment the reference
+        // was made in (its owner, a class instance, never leaves it).
+        unsafe {
+            napi::check_status!(sys::napi_get_reference_value(
+                self.env,
+                self.function,
+                &mut function
+            ))?;
+            napi::check_status!(sys::napi_get_undefined(self.env, &mut undefined))?;
+            let argument = [array.raw()];
+            let status = sys::napi_call_function(
+                self.env,
+                undefined,
+                function,
+                1,
+                argument.as_ptr(),
+                &mut result,
+            );
+            if status != sys::Status::napi_ok {
+                // `items.length` threw: leave no exception pending; the
+                // element-by-element reading reports the problem.
+                let mut exception = std::ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(self.env, &mut exception);
+                return Err(napi::Error::from_reason("the array could not be read"));
+            }
+            let counts = Uint32Array::from_napi_value(self.env, result)?;
+            Ok(counts.to_vec())
+        }
+    }
+}
+
+impl Drop for KeyCounter {
+    fn drop(&mut self) {
+        // SAFETY: dropped with its owner, a class instance, whose finalizer
+        // runs on the JavaScript thread.
+        unsafe {
+            sys::napi_delete_reference(self.env, self.function);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `KafkaProducer` for JavaScript: reads arguments, calls the core producer.
 
 use crate::binding::deliveries::{Courier, Ledger, Topics};
-use crate::binding::js::{self, promise, rejected, CoreResult, InternedKeys, KeysInScope};
+use crate::binding::js::{
+    self, promise, rejected, CoreResult, InternedKeys, KeyCounter, KeysInScope,
+};
 use crate::binding::logger::JsLogSink;
 use crate::core::config::ClientOptions;
 use crate::core::logging::LogLevel;
@@ -213,6 +215,7 @@ pub struct Sender {
     ledger: Rc<Ledger>,
     /// [`MESSAGE_KEYS`], read for every message sent.
     message_keys: Rc<InternedKeys>,
+    key_counter: Rc<KeyCounter>,
 }
 
 #[napi]
@@ -526,10 +529,12 @@ impl Sender {
     ) -> CoreResult<Sender> {
         let (ledger, courier) = Ledger::new(env).map_err(internal)?;
         let message_keys = Rc::new(InternedKeys::new(env, MESSAGE_KEYS).map_err(internal)?);
+        let key_counter = Rc::new(KeyCounter::new(env).map_err(internal)?);
         Ok(Sender {
             producer: make(courier)?,
             ledger,
             message_keys,
+            key_counter,
         })
     }
 
@@ -548,7 +553,7 @@ impl Sender {
             .message_keys
             .in_scope()
             .map_err(internal)
-            .and_then(|keys| read_record(env, &keys, record, "record"));
+            .and_then(|keys| read_record(env, &keys, &self.key_counter, record, "record"));
         self.send_tracked(env, messages, false, scope)
     }
 
@@ -563,7 +568,7 @@ impl Sender {
             .message_keys
             .in_scope()
             .map_err(internal)
-            .and_then(|keys| read_batch(env, &keys, batch));
+            .and_then(|keys| read_batch(env, &keys, &self.key_counter, batch));
         self.send_tracked(env, messages, false, scope)
     }
 
@@ -800,6 +805,7 @@ fn read_timeout_option(options: Option<Unknown<'_>>, default_ms: u32) -> CoreRes
 fn read_batch(
     env: &Env,
     keys: &KeysInScope,
+    key_counter: &KeyCounter,
     batch: &Unknown<'_>,
 ) -> CoreResult<Vec<OutgoingMessage>> {
     let batch = js::object(batch, "batch")?;
@@ -814,6 +820,7 @@ fn read_batch(
         messages.extend(read_record(
             env,
             keys,
+            key_counter,
             record,
             &format!("batch.topicMessages[{index}]"),
         )?);
@@ -824,6 +831,7 @@ fn read_batch(
 fn read_record(
     env: &Env,
     keys: &KeysInScope,
+    key_counter: &KeyCounter,
     record: &Unknown<'_>,
     what: &str,
 ) -> CoreResult<Vec<OutgoingMessage>> {
@@ -833,6 +841,7 @@ fn read_record(
         .ok_or_else(|| js::invalid(format!("{what}.topic is required")))?;
     let messages = js::property(&record, "messages", what)?
         .ok_or_else(|| js::invalid(format!("{what}.messages is required")))?;
+    let key_counts = key_counter.counts(&messages);
     let messages = js::array(&messages, &format!("{what}.messages"))?;
     // One buffer for every message's path (`record.messages[7]`), rewritten
     // in place: formatting a path per message and property cost allocations.
@@ -852,7 +861,14 @@ fn read_record(
                 path.as_str()
             )));
         }
-        js::reject_unknown_keys_beyond(&message, path.as_str(), MESSAGE_KEYS, present + 1)?;
+        // Enumerated here only when its count says a key is unknown (or it
+        // could not be counted): then for the key's name, or the error.
+        let counted_known = key_counts
+            .get(index)
+            .is_some_and(|&count| count != KeyCounter::UNREADABLE && count as usize <= present + 1);
+        if !counted_known {
+            js::reject_unknown_keys_beyond(&message, path.as_str(), MESSAGE_KEYS, present + 1)?;
+        }
         outgoing.value = path.within(MessageKey::Value.name(), |what| {
             read_value(env, &value, what)
         })?;
