@@ -267,7 +267,7 @@ describe('bad arguments are rejected with ERR_INVALID_ARG', () => {
   test('a batch names the message with an unknown field wherever it is, and hostile messages are clean errors', async () => {
     const producerAny = /** @type {any} */ (producer);
     const messages = Array.from({ length: 500 }, (_, i) => ({ key: `k${i}`, value: 'x' }));
-    messages[321] = { key: 'k', value: 'x', partiton: 2 };
+    messages[321] = /** @type {any} */ ({ key: 'k', value: 'x', partiton: 2 });
     await expect(producerAny.send({ topic: 't', messages })).rejects.toMatchObject({
       code: 'ERR_INVALID_ARG',
       message: expect.stringMatching(/record\.messages\[321\] has an unknown option `partiton`/),
