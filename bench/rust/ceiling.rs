@@ -373,17 +373,13 @@ async fn consume_each(args: &Args) -> Result<serde_json::Value, String> {
     let total = args.count("messages", 100_000)?;
     let timeout = Duration::from_secs_f64(args.number("timeout-seconds", 120.0)?);
     let mut count = 0;
-    let mut cpu_at_first = None;
-    let mut first_after_join = None;
+    let mut first_message = FirstMessage::default();
     while count < total {
         let message = tokio::time::timeout(timeout, consumer.recv())
             .await
             .map_err(|_| format!("timed out after {count} of {total} messages"))?
             .map_err(|e| format!("recv: {e}"))?;
-        if cpu_at_first.is_none() {
-            cpu_at_first = Some(cpu_seconds());
-            first_after_join = Some(since_join(&consumer));
-        }
+        first_message.note(&consumer);
         // An awaited handler per message, as a Node per-message callback is.
         async { handle(&message) }.await?;
         consumer
@@ -391,14 +387,7 @@ async fn consume_each(args: &Args) -> Result<serde_json::Value, String> {
             .map_err(|e| format!("store offset: {e}"))?;
         count += 1;
     }
-    Ok(with_first_message(
-        throughput(
-            count,
-            since_join(&consumer),
-            cpu_seconds() - cpu_at_first.unwrap_or_default(),
-        ),
-        first_after_join,
-    ))
+    Ok(first_message.throughput(count, &consumer))
 }
 
 async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
@@ -408,8 +397,7 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
     let batch_wait = Duration::from_millis(args.count("batch-wait-ms", 10)? as u64);
     let timeout = Duration::from_secs_f64(args.number("timeout-seconds", 120.0)?);
     let mut count = 0;
-    let mut cpu_at_first = None;
-    let mut first_after_join = None;
+    let mut first_message = FirstMessage::default();
     let mut batch = Vec::with_capacity(batch_size);
     while count < total {
         // A batch is what arrives within batch-wait of its first message, up to batch-size.
@@ -417,10 +405,7 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
             .await
             .map_err(|_| format!("timed out after {count} of {total} messages"))?
             .map_err(|e| format!("recv: {e}"))?;
-        if cpu_at_first.is_none() {
-            cpu_at_first = Some(cpu_seconds());
-            first_after_join = Some(since_join(&consumer));
-        }
+        first_message.note(&consumer);
         let fill_until = tokio::time::Instant::now() + batch_wait;
         batch.push(first);
         while batch.len() < batch_size {
@@ -440,14 +425,7 @@ async fn consume_batch(args: &Args) -> Result<serde_json::Value, String> {
         count += batch.len();
         batch.clear();
     }
-    Ok(with_first_message(
-        throughput(
-            count,
-            since_join(&consumer),
-            cpu_seconds() - cpu_at_first.unwrap_or_default(),
-        ),
-        first_after_join,
-    ))
+    Ok(first_message.throughput(count, &consumer))
 }
 
 /// Sends at a fixed rate (the send time of message i is its scheduled time, so a stalled
@@ -602,16 +580,34 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Adds `firstMessageSeconds`, the time from the join to the first message, as the Node
-/// workers report it: a fixed start-up cost that weighs on short runs.
-fn with_first_message(
-    mut result: serde_json::Value,
-    first_after_join: Option<Duration>,
-) -> serde_json::Value {
-    if let (Some(fields), Some(first)) = (result.as_object_mut(), first_after_join) {
-        fields.insert("firstMessageSeconds".into(), first.as_secs_f64().into());
+/// When a consume run received its first message: CPU is counted from there, as the Node
+/// workers count it, and `firstMessageSeconds` (from the join) is reported as they report it.
+#[derive(Default)]
+struct FirstMessage {
+    cpu_seconds: Option<f64>,
+    after_join: Option<Duration>,
+}
+
+impl FirstMessage {
+    fn note(&mut self, consumer: &BenchConsumer) {
+        if self.cpu_seconds.is_none() {
+            self.cpu_seconds = Some(cpu_seconds());
+            self.after_join = Some(since_join(consumer));
+        }
     }
-    result
+
+    /// The run's throughput from the join, with the CPU since the first message.
+    fn throughput(&self, count: usize, consumer: &BenchConsumer) -> serde_json::Value {
+        let mut result = throughput(
+            count,
+            since_join(consumer),
+            cpu_seconds() - self.cpu_seconds.unwrap_or_default(),
+        );
+        if let (Some(fields), Some(first)) = (result.as_object_mut(), self.after_join) {
+            fields.insert("firstMessageSeconds".into(), first.as_secs_f64().into());
+        }
+        result
+    }
 }
 
 fn throughput(count: usize, elapsed: Duration, cpu_seconds: f64) -> serde_json::Value {

@@ -3,8 +3,8 @@
 
 use crate::core::error::CoreError;
 use napi::bindgen_prelude::{
-    Buffer, FromNapiValue, Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Uint32Array,
-    Unknown,
+    Buffer, FromNapiValue, Function, FunctionRef, JsObjectValue, Object, PromiseRaw, ToNapiValue,
+    Uint32Array, Unknown,
 };
 use napi::{sys, Env, JsValue, Status, ValueType};
 use std::future::Future;
@@ -595,8 +595,7 @@ const COUNT_KEYS: &str = r#"(function countKeys(items) {
 /// The key counts of a batch's messages, so that only a message with more
 /// keys than it has known ones is enumerated (to name the unknown key).
 pub struct KeyCounter {
-    env: sys::napi_env,
-    function: sys::napi_ref,
+    function: FunctionRef<Unknown<'static>, Uint32Array>,
 }
 
 impl KeyCounter {
@@ -604,65 +603,22 @@ impl KeyCounter {
     pub const UNREADABLE: u32 = u32::MAX;
 
     pub fn new(env: &Env) -> napi::Result<Self> {
-        let function: Unknown<'_> = env.run_script(COUNT_KEYS)?;
-        let mut reference = std::ptr::null_mut();
-        // SAFETY: on the JavaScript thread, with a function of this environment.
-        napi::check_status!(unsafe {
-            sys::napi_create_reference(env.raw(), function.raw(), 1, &mut reference)
-        })?;
+        let function: Function<'_, Unknown<'static>, Uint32Array> = env.run_script(COUNT_KEYS)?;
         Ok(KeyCounter {
-            env: env.raw(),
-            function: reference,
+            function: function.create_ref()?,
         })
     }
 
     /// Each element's count; empty when the array itself could not be read
-    /// (every element is then checked on its own).
-    pub fn counts(&self, array: &Unknown<'_>) -> Vec<u32> {
-        self.try_counts(array).unwrap_or_default()
-    }
-
-    fn try_counts(&self, array: &Unknown<'_>) -> napi::Result<Vec<u32>> {
-        let mut function = std::ptr::null_mut();
-        let mut undefined = std::ptr::null_mut();
-        let mut result = std::ptr::null_mut();
-        // SAFETY: on the JavaScript thread of the environment the reference
-        // was made in (its owner, a class instance, never leaves it).
-        unsafe {
-            napi::check_status!(sys::napi_get_reference_value(
-                self.env,
-                self.function,
-                &mut function
-            ))?;
-            napi::check_status!(sys::napi_get_undefined(self.env, &mut undefined))?;
-            let argument = [array.raw()];
-            let status = sys::napi_call_function(
-                self.env,
-                undefined,
-                function,
-                1,
-                argument.as_ptr(),
-                &mut result,
-            );
-            if status != sys::Status::napi_ok {
-                // `items.length` threw: leave no exception pending; the
-                // element-by-element reading reports the problem.
-                let mut exception = std::ptr::null_mut();
-                sys::napi_get_and_clear_last_exception(self.env, &mut exception);
-                return Err(napi::Error::from_reason("the array could not be read"));
-            }
-            let counts = Uint32Array::from_napi_value(self.env, result)?;
-            Ok(counts.to_vec())
-        }
-    }
-}
-
-impl Drop for KeyCounter {
-    fn drop(&mut self) {
-        // SAFETY: dropped with its owner, a class instance, whose finalizer
-        // runs on the JavaScript thread.
-        unsafe {
-            sys::napi_delete_reference(self.env, self.function);
-        }
+    /// (`items.length` threw: the call clears the exception, and the
+    /// element-by-element reading reports the problem).
+    pub fn counts(&self, env: &Env, array: &Unknown<'_>) -> Vec<u32> {
+        let count = || -> napi::Result<Vec<u32>> {
+            // SAFETY: a value of this environment, passed to a call that
+            // returns before the caller's scope ends.
+            let array = unsafe { Unknown::from_napi_value(env.raw(), array.raw()) }?;
+            Ok(self.function.borrow_back(env)?.call(array)?.to_vec())
+        };
+        count().unwrap_or_default()
     }
 }

@@ -841,13 +841,13 @@ fn read_record(
         .ok_or_else(|| js::invalid(format!("{what}.topic is required")))?;
     let messages = js::property(&record, "messages", what)?
         .ok_or_else(|| js::invalid(format!("{what}.messages is required")))?;
-    let key_counts = key_counter.counts(&messages);
-    let messages = js::array(&messages, &format!("{what}.messages"))?;
+    let elements = js::array(&messages, &format!("{what}.messages"))?;
+    let key_counts = key_counter.counts(env, &messages);
     // One buffer for every message's path (`record.messages[7]`), rewritten
     // in place: formatting a path per message and property cost allocations.
     let mut path = FieldPath::default();
-    let mut outgoing_messages = Vec::with_capacity(messages.len());
-    for (index, message) in messages.iter().enumerate() {
+    let mut outgoing_messages = Vec::with_capacity(elements.len());
+    for (index, message) in elements.iter().enumerate() {
         path.reset(format_args!("{what}.messages[{index}]"));
         let message = js::object(message, path.as_str())?;
         let (mut outgoing, present) = read_message_fields(keys, &message, &mut path)?;
