@@ -94,6 +94,58 @@ test('delivers parsed JSON with metadata and resolves after joining its group', 
   expect(consumer.stats()).toMatchObject({ received: 1, processed: 1, inFlight: 0 });
 });
 
+test.each([
+  ['per message', {}],
+  ['in batches', { batch: { maxMessages: 50, maxWaitMs: 20 } }],
+])(
+  '%s, every message has its own topic, key, headers and numbers, and exactly the documented fields',
+  async (_mode, options) => {
+    const first = await topicWith(1, 0, () => ({}));
+    const second = await topicWith(1, 0, () => ({}));
+    /** @type {any[]} */
+    const received = [];
+    const consumer = await register(
+      [first, second],
+      (/** @type {any} */ delivered) => {
+        for (const message of Array.isArray(delivered) ? delivered : [delivered]) received.push(message);
+      },
+      options,
+    );
+    await eventually(() => consumer.assignment().length === 2, { what: 'both topics assigned' });
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    // Interleaved, so that one hand-over mixes topics, messages with and without headers.
+    for (let i = 0; i < 20; i++) {
+      const headers = i % 3 === 0 ? { traceparent, n: String(i) } : i % 3 === 1 ? { n: String(i) } : undefined;
+      await producer.send({
+        topic: i % 2 === 0 ? first : second,
+        messages: [{ key: i % 4 === 0 ? null : `k-${i}`, value: { i }, headers, timestamp: 1700000000000 + i }],
+      });
+    }
+    await eventually(() => received.length === 20, { what: 'all 20 messages' });
+    received.sort((a, b) => a.value.i - b.value.i);
+    const documented = ['attempt', 'headers', 'key', 'offset', 'partition', 'timestamp', 'topic', 'value'];
+    received.forEach((message, i) => {
+      expect(message.topic).toBe(i % 2 === 0 ? first : second);
+      expect(message.partition).toBe(0);
+      expect(message.offset).toBe(Math.floor(i / 2));
+      expect(message.key).toBe(i % 4 === 0 ? null : `k-${i}`);
+      expect(message.timestamp).toBe(1700000000000 + i);
+      expect(message.attempt).toBe(1);
+      if (i % 3 === 0) {
+        expect(message.headers).toEqual({ traceparent, n: String(i) });
+        expect(message.traceContext).toMatchObject({ traceparent, sampled: true });
+        expect(Object.keys(message).sort()).toEqual([...documented, 'traceContext'].sort());
+      } else {
+        expect(message.headers).toEqual(i % 3 === 1 ? { n: String(i) } : {});
+        expect(Object.keys(message).sort()).toEqual(documented);
+      }
+    });
+    // Each message's headers are its own object.
+    received[2].headers.added = 'x';
+    expect(received[5].headers).toEqual({});
+  },
+);
+
 test('logs as the platform does, with the consumer name as context', async () => {
   const topic = await topicWith(1, 1, () => ({ key: 'k', value: { id: 1 } }));
   const { lines, logger } = recordingLogger();

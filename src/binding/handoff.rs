@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Wraps the application's callback once per consumer. `receive` gets the
-/// runs that are ready as JSON texts (`[message, ...]`, parsed by V8; a run
-/// is `counts[r]` consecutive texts), their ids, and for raw payloads one
+/// runs that are ready as JSON texts (chunks of a run's messages, column by
+/// column, see [`EncodedDeliveries`], parsed by V8; a run is `counts[r]`
+/// consecutive texts), their ids, and for raw payloads one
 /// Buffer per run that the messages' values become views into. It calls the callback on each run's
 /// messages in order, awaiting each, and stops at the first failure; each run
 /// is reported to `settle(id, outcome)` with `null`, `[index, reason]`, or
@@ -144,10 +145,38 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
     if (thenable(outcome)) outcome.then((settled) => ended(id, settled), (error) => ended(id, [0, reason(error)]));
     else ended(id, outcome);
   }
+  // A chunk is `[values, topics, keys, numbers, extras]` (core/encoded.rs):
+  // five numbers per message, and for each message with headers its index,
+  // headers and trace context. One literal per shape, so that every message
+  // without a trace context shares one hidden class.
   function decode(texts, first, count) {
-    const messages = JSON.parse(texts[first]);
-    for (let t = first + 1; t < first + count; t++) {
-      for (const message of JSON.parse(texts[t])) messages.push(message);
+    const messages = [];
+    for (let t = first; t < first + count; t++) {
+      const chunk = JSON.parse(texts[t]);
+      const values = chunk[0];
+      const topics = chunk[1];
+      const keys = chunk[2];
+      const numbers = chunk[3];
+      const extras = chunk[4];
+      let extra = 0;
+      let withExtra = extras.length > 0 ? extras[0] : -1;
+      for (let i = 0, n = 0; i < values.length; i++, n += 5) {
+        let headers;
+        let traceContext = null;
+        if (i === withExtra) {
+          headers = extras[extra + 1];
+          traceContext = extras[extra + 2];
+          extra += 3;
+          withExtra = extra < extras.length ? extras[extra] : -1;
+        } else {
+          headers = {};
+        }
+        messages.push(
+          traceContext === null
+            ? { topic: topics[numbers[n]], partition: numbers[n + 1], offset: numbers[n + 2], key: keys[i], value: values[i], headers, timestamp: numbers[n + 3], attempt: numbers[n + 4] }
+            : { topic: topics[numbers[n]], partition: numbers[n + 1], offset: numbers[n + 2], key: keys[i], value: values[i], headers, traceContext, timestamp: numbers[n + 3], attempt: numbers[n + 4] },
+        );
+      }
     }
     return messages;
   }
