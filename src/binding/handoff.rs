@@ -59,9 +59,11 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
   // batches: an event-loop delay p99 of 12 ms instead of 8, bench/README.md).
   // A batch queued behind another starts as soon as that one ends, with no
   // round trip between them: with 3 ms, two batches of 500 often ran in one
-  // turn (p99 9.6-12.5 ms where it was 7-8), so in batch mode a batch starts
-  // only within the first millisecond of a turn.
-  const SLICE_MS = batch ? 1 : 3;
+  // turn (p99 9.6-12.5 ms where it was 7-8). In batch mode the slice is
+  // therefore one batch: once a batch has run in a turn, the next waits for
+  // the next turn. (With 1 ms, batches decoded faster again ran two to a
+  // turn: p99 5.1-6.8 ms, up to 11.9, against 4.7-5.1, up to 6.3.)
+  const SLICE_MS = batch ? 0 : 3;
   let sliceStart = 0;
   function endSlice() {
     sliceStart = 0;
