@@ -115,6 +115,7 @@ test.each([
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     // Interleaved, so that one hand-over mixes topics, messages with and without headers.
     for (let i = 0; i < 20; i++) {
+      /** @type {Record<string, string> | undefined} */
       const headers = i % 3 === 0 ? { traceparent, n: String(i) } : i % 3 === 1 ? { n: String(i) } : undefined;
       await producer.send({
         topic: i % 2 === 0 ? first : second,
