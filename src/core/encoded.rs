@@ -47,7 +47,8 @@ pub struct EncodedDeliveries {
 impl EncodedDeliveries {
     /// The messages as the JSON texts the driver parses, and the raw payloads
     /// the `[start, end]` values of raw messages point into. Built off the
-    /// JavaScript thread, so the event loop only runs `JSON.parse`.
+    /// JavaScript thread, so the event loop only parses them and assembles
+    /// each message from its columns.
     pub fn encode(deliveries: &[Delivery]) -> Self {
         let mut chunks = Vec::new();
         let mut chunk = ChunkWriter::default();
