@@ -24,6 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// A commit retried with less time than this left would only queue work that
+/// outlives the call (see `Transaction::commit`).
+const COMMIT_RETRY_FLOOR: Duration = Duration::from_millis(100);
+/// Pause before retrying a commit that librdkafka refused as retriable.
+const COMMIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
 /// librdkafka's default `transaction.timeout.ms`, which also bounds how long
 /// commit and abort may take here.
 pub const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 60_000;
@@ -504,7 +510,14 @@ impl Transaction {
                 return Ok(());
             };
             if failure.retriable && !failure.requires_abort {
-                if Instant::now() < deadline {
+                // librdkafka's own wait running out is final for this call;
+                // other retriable refusals are tried again while time is left.
+                // A call with almost no time left only queues one more step
+                // that runs after the call returned, racing the resumed commit.
+                let out_of_time = failure.code == RDKafkaErrorCode::OperationTimedOut
+                    || deadline.saturating_duration_since(Instant::now()) < COMMIT_RETRY_FLOOR;
+                if !out_of_time {
+                    tokio::time::sleep(COMMIT_RETRY_PAUSE).await;
                     continue;
                 }
                 transactions.set_unfinished(Some(Ending::Commit));
@@ -660,7 +673,7 @@ fn send_offsets_for_group_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::logging::StderrSink;
+    use crate::core::logging::{LogLevel, LogRecord, LogSink, StderrSink};
     use crate::core::producer::{DeliveryReport, OutgoingMessage, ProducerOptions};
     use rdkafka::mocking::MockCluster;
 
@@ -674,6 +687,18 @@ mod tests {
         options.transactional_id = Some(id.to_string());
         options.transaction_timeout = Some(timeout);
         Producer::new(options, Arc::new(StderrSink)).expect("producer")
+    }
+
+    /// Keeps librdkafka's own account of each transactional API call.
+    #[derive(Default)]
+    struct ApiCalls(Mutex<Vec<String>>);
+
+    impl LogSink for ApiCalls {
+        fn log(&self, record: LogRecord) {
+            if record.message.contains("Transactional API called") {
+                self.0.lock().expect("calls").push(record.message);
+            }
+        }
     }
 
     /// Sends one message in `transaction` and waits for its acknowledgement.
@@ -783,11 +808,17 @@ mod tests {
     async fn a_commit_or_abort_out_of_time_is_resumed_before_the_next_transaction() {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("outputs", 1, 1).expect("topic");
-        let producer = transactional_timing_out(
-            &cluster.bootstrap_servers(),
-            "tx-slow",
-            Duration::from_secs(2),
-        );
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        options.client.log_level = Some(LogLevel::Debug);
+        options
+            .client
+            .properties
+            .insert("debug".into(), "eos".into());
+        options.transactional_id = Some("tx-slow".into());
+        options.transaction_timeout = Some(Duration::from_secs(2));
+        let calls = Arc::new(ApiCalls::default());
+        let producer = Producer::new(options, calls.clone()).expect("producer");
         for ending in [Ending::Commit, Ending::Abort] {
             let transaction = producer.begin_transaction().await.expect("begin");
             sent_in(&transaction, "slow").await;
@@ -810,6 +841,23 @@ mod tests {
                 .await
                 .expect("begins after resuming");
             next.commit().await.expect("commit");
+        }
+        // A commit is not retried with next to no time left: such a call
+        // returns at once, and the step it queued runs later, racing the
+        // resumed commit inside librdkafka.
+        let calls = calls.0.lock().expect("calls");
+        let commits: Vec<&String> = calls
+            .iter()
+            .filter(|call| call.contains("commit_transaction"))
+            .collect();
+        assert!(commits.len() >= 4, "{calls:#?}");
+        for call in commits {
+            let timeout_ms: u64 = call
+                .rsplit("API timeout ")
+                .next()
+                .and_then(|rest| rest.trim_end_matches(')').parse().ok())
+                .unwrap_or_else(|| panic!("no API timeout in {call}"));
+            assert!(timeout_ms >= 100, "{call}");
         }
     }
 
