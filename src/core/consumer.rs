@@ -23,11 +23,8 @@ use crate::core::producer::{
 use crate::core::schema::{self, Decoded, PayloadSchema};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 // Looked up per message: foldhash is several times cheaper than SipHash and
@@ -44,6 +41,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 mod exactly_once;
+mod hub;
+
+use hub::{HubMessage, MessageHub, MessageView};
 
 /// Defaults for at-least-once consumption: offsets are stored by this
 /// library after handling and committed by librdkafka every interval, on
@@ -80,6 +80,10 @@ const MAX_SEQUENCE: usize = 256;
 /// loop's share of a crossing (decoding, parsing, callbacks) grows with the
 /// bytes, so large messages go in shorter runs.
 const MAX_SEQUENCE_BYTES: usize = 64 * 1024;
+
+/// Most messages the poll thread takes from librdkafka before it serves the
+/// consumer's own queue (rebalances, commits) and hands them over.
+const MAX_TAKEN_PER_ROUND: usize = 1024;
 
 /// How long the poll thread waits for events when no message was taken.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
@@ -543,9 +547,9 @@ struct Shared {
     /// Set by the poll thread: the live consumer, for offset stores and stats.
     consumer: Mutex<Option<Arc<BaseConsumer<ConsumerHooks>>>>,
     assignment: Mutex<Vec<PartitionKey>>,
-    /// One librdkafka queue per assigned partition, so messages are taken
-    /// only when there is room while rebalance events keep flowing.
-    queues: Mutex<Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>>,
+    /// Where assigned partitions' messages wait (see `hub`), so they are
+    /// taken only when there is room while rebalance events keep flowing.
+    hub: Mutex<Option<Arc<MessageHub>>>,
     wakeup: Arc<Wakeup>,
     instruments: ConsumerInstruments,
     /// `false` once librdkafka reports every broker down; `true` again when
@@ -559,7 +563,7 @@ struct Shared {
     paused_high_watermarks: Mutex<HashMap<PartitionKey, i64>>,
 }
 
-/// Ends the poll thread's idle wait early: a partition queue received
+/// Ends the poll thread's idle wait early: the message hub received
 /// messages, handled work made room, or pause, resume or close was asked.
 /// Without it, new messages and freed room waited out the idle period.
 #[derive(Default)]
@@ -982,9 +986,6 @@ impl ConsumerContext for ConsumerHooks {
             if let Ok(mut assignment) = shared.assignment.lock() {
                 assignment.retain(|key| !revoked.contains(key));
             }
-            if let Ok(mut queues) = shared.queues.lock() {
-                queues.retain(|(key, _)| !revoked.contains(key));
-            }
         }
     }
 
@@ -1010,25 +1011,15 @@ impl ConsumerContext for ConsumerHooks {
                 }
                 // librdkafka knows a partition's queue only once it is assigned;
                 // its fetcher has not delivered anything yet at this point.
-                let shared_consumer = shared.consumer.lock().ok().and_then(|guard| guard.clone());
-                if let (Some(shared_consumer), Ok(mut queues)) =
-                    (shared_consumer, shared.queues.lock())
-                {
+                let hub = shared.hub.lock().ok().and_then(|guard| guard.clone());
+                if let Some(hub) = hub {
                     for key in &assigned {
-                        if queues.iter().any(|(existing, _)| existing == key) {
-                            continue;
-                        }
-                        match shared_consumer.split_partition_queue(&key.0, key.1) {
-                            Some(mut queue) => {
-                                let wakeup = shared.wakeup.clone();
-                                queue.set_nonempty_callback(move || wakeup.wake());
-                                queues.push((key.clone(), queue));
-                            }
-                            None => tracing::warn!(
+                        if !hub.attach(&key.0, key.1) {
+                            tracing::warn!(
                                 "no queue for {}[{}]; its messages come through the main queue",
                                 key.0,
                                 key.1
-                            ),
+                            );
                         }
                     }
                 }
@@ -1290,7 +1281,7 @@ impl ConsumerHandle {
             joined,
             consumer: Mutex::new(None),
             assignment: Mutex::new(Vec::new()),
-            queues: Mutex::new(Vec::new()),
+            hub: Mutex::new(None),
             instruments: ConsumerInstruments::default(),
             connected: watch::channel(false).0,
             handle_name: OnceLock::new(),
@@ -1316,6 +1307,13 @@ impl ConsumerHandle {
             .subscribe(&topics)
             .map_err(|error| CoreError::kafka("cannot subscribe", &error))?;
         let consumer = Arc::new(consumer);
+        // Before the first poll, which is where partitions get assigned.
+        let hub = MessageHub::new(consumer.clone(), shared.wakeup.clone())
+            .map(Arc::new)
+            .ok_or_else(|| CoreError::Internal("librdkafka could not create a queue".into()))?;
+        if let Ok(mut slot) = shared.hub.lock() {
+            *slot = Some(hub);
+        }
         let _ = shared
             .handle_name
             .set(metrics::handle_name(consumer.client()));
@@ -1561,7 +1559,8 @@ fn poll_loop(
     let max_in_flight = shared.options.max_in_flight;
     let mut errors = ErrorReporter::default();
     let mut fetching_paused = false;
-    let mut next_queue = 0usize;
+    let hub = shared.hub.lock().ok().and_then(|guard| guard.clone());
+    let mut from_hub: Vec<HubMessage> = Vec::new();
     let mut last_commit_retry = Instant::now();
     loop {
         let stop = !matches!(
@@ -1602,7 +1601,7 @@ fn poll_loop(
         let mut taken: Vec<Work> = Vec::new();
         let held =
             shared.in_flight.load(Ordering::Acquire) + shared.uncommitted.load(Ordering::Acquire);
-        let mut room = max_in_flight.saturating_sub(held);
+        let room = max_in_flight.saturating_sub(held);
         shared.backpressured.store(room == 0, Ordering::Release);
         // Full, and an early commit failed or was never due: ask again, at a
         // pace that does not flood a struggling coordinator.
@@ -1610,30 +1609,18 @@ fn poll_loop(
             last_commit_retry = Instant::now();
             shared.commit_if_due(&consumer);
         }
-        if !user_paused && room > 0 {
-            if let Ok(queues) = shared.queues.lock() {
-                let count = queues.len();
-                for step in 0..count {
-                    let index = (next_queue + step) % count;
-                    let mut from_this_queue = 0;
-                    while room > 0 && from_this_queue < 256 {
-                        match queues[index].1.poll(Duration::ZERO) {
-                            Some(Ok(message)) => {
-                                if let Some(work) = accept(shared, &message) {
-                                    taken.push(work);
-                                }
-                                room -= 1;
-                                from_this_queue += 1;
-                            }
-                            Some(Err(error)) => {
-                                errors.report(&error);
-                                break;
-                            }
-                            None => break,
+        if let (false, true, Some(hub)) = (user_paused, room > 0, &hub) {
+            hub.take(room.min(MAX_TAKEN_PER_ROUND), &mut from_hub);
+            for message in from_hub.drain(..) {
+                let view = message.view();
+                match view.error() {
+                    Some(error) => errors.report(&error),
+                    None => {
+                        if let Some(work) = accept(shared, view) {
+                            taken.push(work);
                         }
                     }
                 }
-                next_queue = next_queue.wrapping_add(1);
             }
         }
         let idle = taken.is_empty();
@@ -1651,7 +1638,7 @@ fn poll_loop(
             Some(Err(error)) => errors.report(&error),
             // A partition not split (yet): handle its message all the same.
             Some(Ok(message)) => {
-                if let Some(work) = accept(shared, &message) {
+                if let Some(work) = accept(shared, MessageView::of(&message)) {
                     if to_dispatcher.send(vec![work]).is_err() {
                         break;
                     }
@@ -1659,12 +1646,11 @@ fn poll_loop(
             }
         }
     }
-    let queues = shared
-        .queues
-        .lock()
-        .map(|mut queues| std::mem::take(&mut *queues))
-        .unwrap_or_default();
-    finish_close(shared, consumer, to_dispatcher, queues);
+    drop(from_hub);
+    // The hub holds the consumer: only its last holder may close it.
+    drop(hub);
+    let hub = shared.hub.lock().ok().and_then(|mut slot| slot.take());
+    finish_close(shared, consumer, to_dispatcher, hub);
 }
 
 /// Closing: no more fetching; let what was handed out finish, commit, leave.
@@ -1672,7 +1658,7 @@ fn finish_close(
     shared: &Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
     to_dispatcher: mpsc::UnboundedSender<Vec<Work>>,
-    queues: Vec<(PartitionKey, PartitionQueue<ConsumerHooks>)>,
+    hub: Option<Arc<MessageHub>>,
 ) {
     if let Ok(assignment) = consumer.assignment() {
         let _ = consumer.pause(&assignment);
@@ -1689,8 +1675,8 @@ fn finish_close(
         tracing::warn!("Closing with {left} message(s) still in flight after the drain timeout; they will be redelivered");
     }
     commit_stored(&consumer, "close");
-    // Partition queues hold the consumer: release them before it closes.
-    drop(queues);
+    // The hub holds the consumer: release it before the consumer closes.
+    drop(hub);
     consumer.unsubscribe();
     if let Ok(mut slot) = shared.consumer.lock() {
         slot.take();
@@ -1701,8 +1687,8 @@ fn finish_close(
 
 /// Registers a received message, as work for the dispatcher; `None` when the
 /// partition is not (or no longer) this member's.
-fn accept(shared: &Shared, message: &BorrowedMessage<'_>) -> Option<Work> {
-    let key = (message.topic().to_string(), message.partition());
+fn accept(shared: &Shared, message: MessageView<'_>) -> Option<Work> {
+    let key = (message.topic(), message.partition());
     let offset = message.offset();
     let generation = match shared.tracker.lock() {
         Ok(mut tracker) => match tracker.generation(&key) {
@@ -1725,16 +1711,8 @@ fn accept(shared: &Shared, message: &BorrowedMessage<'_>) -> Option<Work> {
         offset,
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
-        headers: message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        timestamp: message.timestamp().to_millis(),
+        headers: message.headers(),
+        timestamp: message.timestamp(),
     };
     let size = received.payload.as_ref().map_or(0, Vec::len);
     let max_value_bytes = shared.options.max_value_bytes;
@@ -2448,6 +2426,7 @@ fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::core::logging::{LogLevel, StderrSink};
+    use rdkafka::message::{Headers, Message};
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::DefaultProducerContext;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -2752,6 +2731,69 @@ mod tests {
             self.0.fetch_add(deliveries.len() as u32, Ordering::SeqCst);
             Box::pin(async { Ok(()) })
         }
+    }
+
+    /// Partition 0 needs many fetches (the mock cluster honours
+    /// max.partition.fetch.bytes), each of which fills the prefetch bound;
+    /// partition 1 is soon read to its end, after which a fetch of it alone
+    /// waits out fetch.wait.max.ms (10 s). Partition 0 must never wait for
+    /// such a fetch: its partitions' prefetch is measured together, so
+    /// partition 1 is fetched only along with partition 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_never_waits_for_the_long_poll_of_a_partition_read_to_its_end() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("backlog", 2, 1).unwrap();
+        let mut producer_options = ProducerOptions::default();
+        producer_options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
+        let message = |partition: i32| OutgoingMessage {
+            topic: "backlog".into(),
+            partition: Some(partition),
+            value: Some(vec![b'x'; 1000]),
+            ..Default::default()
+        };
+        for _ in 0..4 {
+            producer
+                .send((0..500).map(|_| message(0)).collect())
+                .await
+                .unwrap();
+        }
+        producer
+            .send((0..10).map(|_| message(1)).collect())
+            .await
+            .unwrap();
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+
+        let mut options = ConsumerOptions::new(vec!["backlog".into()]);
+        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        options.client.log_level = Some(LogLevel::Off);
+        options.group_id = Some("backlog".into());
+        options.from_beginning = true;
+        options.schema = PayloadSchema::Raw;
+        for (key, value) in [
+            ("fetch.wait.max.ms", "10000"),
+            ("max.partition.fetch.bytes", "65536"),
+            ("queued.max.messages.kbytes", "64"),
+        ] {
+            options.client.properties.insert(key.into(), value.into());
+        }
+        let handler = Arc::new(Counts(AtomicU32::new(0)));
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while handler.0.load(Ordering::SeqCst) < 2010 && started.elapsed() < Duration::from_secs(60)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(handler.0.load(Ordering::SeqCst), 2010);
+        // One wait behind partition 1's fetch would alone take 10 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        consumer.close().await.unwrap();
     }
 
     /// An oversized value is parked without ever reaching the handler; when
