@@ -2733,6 +2733,110 @@ mod tests {
         }
     }
 
+    /// Keeps the headers of every delivery.
+    #[derive(Default)]
+    struct HeadersSeen(Mutex<Vec<Vec<(String, Option<Vec<u8>>)>>>);
+
+    impl MessageHandler for HeadersSeen {
+        fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.extend(deliveries.iter().map(|d| d.message.headers.clone()));
+            }
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Another client may name a header with bytes that are not UTF-8
+    /// (rdkafka's own `Headers` panics on them): the message is delivered,
+    /// the name shown with replacement characters, the value untouched.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_header_name_that_is_not_utf8_is_delivered_not_a_panic() {
+        use rdkafka::bindings as rdsys;
+        use rdkafka::producer::{BaseProducer, Producer as _};
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("odd-headers", 1, 1).unwrap();
+        let raw: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create()
+            .unwrap();
+        let topic = std::ffi::CString::new("odd-headers").unwrap();
+        let odd_name: &[u8] = b"bad\xff\xfename\0";
+        let plain_name: &[u8] = b"plain\0";
+        let value: &[u8] = b"{}";
+        let header_value: &[u8] = b"\x00\x01raw";
+        let field = |vtype, u| rdsys::rd_kafka_vu_t { vtype, u };
+        let fields = [
+            field(
+                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    cstr: topic.as_ptr(),
+                },
+            ),
+            field(
+                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    mem: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                        ptr: value.as_ptr() as *mut std::ffi::c_void,
+                        size: value.len(),
+                    },
+                },
+            ),
+            field(
+                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                        name: odd_name.as_ptr() as *const std::ffi::c_char,
+                        val: header_value.as_ptr() as *const std::ffi::c_void,
+                        size: header_value.len() as isize,
+                    },
+                },
+            ),
+            field(
+                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                        name: plain_name.as_ptr() as *const std::ffi::c_char,
+                        val: std::ptr::null(),
+                        size: 0,
+                    },
+                },
+            ),
+        ];
+        // SAFETY: every field points at data that outlives the call, which
+        // copies it (RD_KAFKA_VTYPE_VALUE without F_FREE is copied by default).
+        let error = unsafe {
+            rdsys::rd_kafka_produceva(raw.client().native_ptr(), fields.as_ptr(), fields.len())
+        };
+        assert!(error.is_null(), "produceva failed");
+        raw.flush(Duration::from_secs(10)).unwrap();
+
+        let mut options = ConsumerOptions::new(vec!["odd-headers".into()]);
+        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        options.client.log_level = Some(LogLevel::Off);
+        options.group_id = Some("odd-headers".into());
+        options.from_beginning = true;
+        let handler = Arc::new(HeadersSeen::default());
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while handler.0.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seen = handler.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![vec![
+                (
+                    "bad\u{FFFD}\u{FFFD}name".to_string(),
+                    Some(header_value.to_vec())
+                ),
+                ("plain".to_string(), None),
+            ]]
+        );
+        consumer.close().await.unwrap();
+    }
+
     /// Partition 0 needs many fetches (the mock cluster honours
     /// max.partition.fetch.bytes), each of which fills the prefetch bound;
     /// partition 1 is soon read to its end, after which a fetch of it alone
