@@ -2733,9 +2733,11 @@ mod tests {
         }
     }
 
+    type MessageHeaders = Vec<(String, Option<Vec<u8>>)>;
+
     /// Keeps the headers of every delivery.
     #[derive(Default)]
-    struct HeadersSeen(Mutex<Vec<Vec<(String, Option<Vec<u8>>)>>>);
+    struct HeadersSeen(Mutex<Vec<MessageHeaders>>);
 
     impl MessageHandler for HeadersSeen {
         fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
