@@ -52,7 +52,8 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "true"),
     ("enable.auto.offset.store", "false"),
     ("auto.commit.interval.ms", "5000"),
-    // Bounds librdkafka's prefetch per partition, so memory follows maxInFlight.
+    // Bounds librdkafka's prefetch, so memory follows maxInFlight: measured
+    // against the message hub, it is one bound for all assigned partitions.
     ("queued.max.messages.kbytes", "16384"),
     // With that bound a full prefetch queue is common, and by librdkafka's
     // default (1000) its partition is then not fetched again for a second:
