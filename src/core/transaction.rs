@@ -696,7 +696,9 @@ mod tests {
     impl LogSink for ApiCalls {
         fn log(&self, record: LogRecord) {
             if record.message.contains("Transactional API called") {
-                self.0.lock().expect("calls").push(record.message);
+                if let Ok(mut calls) = self.0.lock() {
+                    calls.push(record.message);
+                }
             }
         }
     }
@@ -817,8 +819,8 @@ mod tests {
             .insert("debug".into(), "eos".into());
         options.transactional_id = Some("tx-slow".into());
         options.transaction_timeout = Some(Duration::from_secs(2));
-        let calls = Arc::new(ApiCalls::default());
-        let producer = Producer::new(options, calls.clone()).expect("producer");
+        let calls_sink = Arc::new(ApiCalls::default());
+        let producer = Producer::new(options, calls_sink.clone()).expect("producer");
         for ending in [Ending::Commit, Ending::Abort] {
             let transaction = producer.begin_transaction().await.expect("begin");
             sent_in(&transaction, "slow").await;
@@ -845,11 +847,31 @@ mod tests {
         // A commit is not retried with next to no time left: such a call
         // returns at once, and the step it queued runs later, racing the
         // resumed commit inside librdkafka.
-        let calls = calls.0.lock().expect("calls");
-        let commits: Vec<&String> = calls
-            .iter()
-            .filter(|call| call.contains("commit_transaction"))
-            .collect();
+        // Four commit calls: the one out of time, its resumption, and each
+        // round's next transaction. librdkafka's log lines arrive through
+        // its log queue, after the calls themselves.
+        let commits_of = |calls: &[String]| -> Vec<String> {
+            calls
+                .iter()
+                .filter(|call| call.contains("commit_transaction"))
+                .cloned()
+                .collect()
+        };
+        let logged = Instant::now();
+        let mut calls = calls_sink
+            .0
+            .lock()
+            .map(|calls| calls.clone())
+            .unwrap_or_default();
+        while commits_of(&calls).len() < 4 && logged.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            calls = calls_sink
+                .0
+                .lock()
+                .map(|calls| calls.clone())
+                .unwrap_or_default();
+        }
+        let commits = commits_of(&calls);
         assert!(commits.len() >= 4, "{calls:#?}");
         for call in commits {
             let timeout_ms: u64 = call
