@@ -1637,7 +1637,7 @@ fn poll_loop(
                 }
             }
             Some(Err(error)) => errors.report(&error),
-            // A partition not split (yet): handle its message all the same.
+            // A partition not attached to the hub (yet): handle its message all the same.
             Some(Ok(message)) => {
                 if let Some(work) = accept(shared, MessageView::of(&message)) {
                     if to_dispatcher.send(vec![work]).is_err() {
@@ -2558,12 +2558,17 @@ mod tests {
             producer.send(vec![message]).await.unwrap();
         }
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        (cluster, quiet_consumer_options(bootstrap, topic, group))
+    }
+
+    /// A consumer of `topic` from its beginning, in `group`, that logs nothing.
+    fn quiet_consumer_options(bootstrap: String, topic: &str, group: &str) -> ConsumerOptions {
         let mut options = ConsumerOptions::new(vec![topic.into()]);
         options.client.brokers = Some(vec![bootstrap]);
         options.client.log_level = Some(LogLevel::Off);
         options.group_id = Some(group.into());
         options.from_beginning = true;
-        (cluster, options)
+        options
     }
 
     /// Fault injection needs the mock cluster: the dead-letter producer's
@@ -2768,6 +2773,20 @@ mod tests {
         let value: &[u8] = b"{}";
         let header_value: &[u8] = b"\x00\x01raw";
         let field = |vtype, u| rdsys::rd_kafka_vu_t { vtype, u };
+        let header = |name: &[u8], value: Option<&[u8]>| {
+            field(
+                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                        name: name.as_ptr() as *const std::ffi::c_char,
+                        val: value.map_or(std::ptr::null(), |value| {
+                            value.as_ptr() as *const std::ffi::c_void
+                        }),
+                        size: value.map_or(0, |value| value.len() as isize),
+                    },
+                },
+            )
+        };
         let fields = [
             field(
                 rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
@@ -2784,26 +2803,8 @@ mod tests {
                     },
                 },
             ),
-            field(
-                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
-                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
-                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
-                        name: odd_name.as_ptr() as *const std::ffi::c_char,
-                        val: header_value.as_ptr() as *const std::ffi::c_void,
-                        size: header_value.len() as isize,
-                    },
-                },
-            ),
-            field(
-                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
-                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
-                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
-                        name: plain_name.as_ptr() as *const std::ffi::c_char,
-                        val: std::ptr::null(),
-                        size: 0,
-                    },
-                },
-            ),
+            header(odd_name, Some(header_value)),
+            header(plain_name, None),
         ];
         // SAFETY: every field points at data that outlives the call, which
         // copies it (RD_KAFKA_VTYPE_VALUE without F_FREE is copied by default).
@@ -2813,11 +2814,8 @@ mod tests {
         assert!(error.is_null(), "produceva failed");
         raw.flush(Duration::from_secs(10)).unwrap();
 
-        let mut options = ConsumerOptions::new(vec!["odd-headers".into()]);
-        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
-        options.client.log_level = Some(LogLevel::Off);
-        options.group_id = Some("odd-headers".into());
-        options.from_beginning = true;
+        let options =
+            quiet_consumer_options(cluster.bootstrap_servers(), "odd-headers", "odd-headers");
         let handler = Arc::new(HeadersSeen::default());
         let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
             .await
@@ -2871,11 +2869,7 @@ mod tests {
             .unwrap();
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
 
-        let mut options = ConsumerOptions::new(vec!["backlog".into()]);
-        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
-        options.client.log_level = Some(LogLevel::Off);
-        options.group_id = Some("backlog".into());
-        options.from_beginning = true;
+        let mut options = quiet_consumer_options(cluster.bootstrap_servers(), "backlog", "backlog");
         options.schema = PayloadSchema::Raw;
         for (key, value) in [
             ("fetch.wait.max.ms", "10000"),

@@ -682,11 +682,19 @@ mod tests {
     }
 
     fn transactional_timing_out(brokers: &str, id: &str, timeout: Duration) -> Arc<Producer> {
+        Producer::new(
+            transactional_options(brokers, id, timeout),
+            Arc::new(StderrSink),
+        )
+        .expect("producer")
+    }
+
+    fn transactional_options(brokers: &str, id: &str, timeout: Duration) -> ProducerOptions {
         let mut options = ProducerOptions::default();
         options.client.brokers = Some(vec![brokers.to_string()]);
         options.transactional_id = Some(id.to_string());
         options.transaction_timeout = Some(timeout);
-        Producer::new(options, Arc::new(StderrSink)).expect("producer")
+        options
     }
 
     /// Keeps librdkafka's own account of each transactional API call.
@@ -810,15 +818,16 @@ mod tests {
     async fn a_commit_or_abort_out_of_time_is_resumed_before_the_next_transaction() {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("outputs", 1, 1).expect("topic");
-        let mut options = ProducerOptions::default();
-        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        let mut options = transactional_options(
+            &cluster.bootstrap_servers(),
+            "tx-slow",
+            Duration::from_secs(2),
+        );
         options.client.log_level = Some(LogLevel::Debug);
         options
             .client
             .properties
             .insert("debug".into(), "eos".into());
-        options.transactional_id = Some("tx-slow".into());
-        options.transaction_timeout = Some(Duration::from_secs(2));
         let calls_sink = Arc::new(ApiCalls::default());
         let producer = Producer::new(options, calls_sink.clone()).expect("producer");
         for ending in [Ending::Commit, Ending::Abort] {
@@ -857,19 +866,18 @@ mod tests {
                 .cloned()
                 .collect()
         };
-        let logged = Instant::now();
-        let mut calls = calls_sink
-            .0
-            .lock()
-            .map(|calls| calls.clone())
-            .unwrap_or_default();
-        while commits_of(&calls).len() < 4 && logged.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            calls = calls_sink
+        let logged_so_far = || {
+            calls_sink
                 .0
                 .lock()
                 .map(|calls| calls.clone())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        let logged = Instant::now();
+        let mut calls = logged_so_far();
+        while commits_of(&calls).len() < 4 && logged.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            calls = logged_so_far();
         }
         let commits = commits_of(&calls);
         assert!(commits.len() >= 4, "{calls:#?}");
