@@ -655,6 +655,66 @@ test('a backlog does not hold the event loop: other work runs between callbacks'
   expect(ticksAtLast - ticksAtFirst).toBeGreaterThan(20);
 });
 
+/**
+ * Consumes `count` messages of one partition in batches of `maxMessages`, each batch busy for
+ * `busyMs`, while a chain of setImmediate counts the event loop's turns and a 1 ms interval
+ * counts its timer runs; returns what each batch saw when it started and ended.
+ */
+async function batchTurns(count, maxMessages, busyMs) {
+  const topic = await topicWith(1, count, (i) => ({ key: 'one-movie', value: { i } }));
+  let turns = 0;
+  let timerRuns = 0;
+  let running = true;
+  const turn = () => {
+    turns += 1;
+    if (running) setImmediate(turn);
+  };
+  const timer = setInterval(() => {
+    timerRuns += 1;
+  }, 1);
+  const batches = [];
+  const handled = [];
+  await register(
+    topic,
+    (messages) => {
+      const started = { turns, timerRuns };
+      const until = performance.now() + busyMs;
+      while (performance.now() < until) {
+        // busy: a synchronous handler doing real work
+      }
+      for (const message of messages) handled.push(message.value.i);
+      batches.push({ ...started, endedAtTurn: turns });
+    },
+    { batch: { maxMessages, maxWaitMs: 5 } },
+  );
+  turn();
+  try {
+    await eventually(() => handled.length === count, { what: 'all messages handled' });
+  } finally {
+    running = false;
+    clearInterval(timer);
+  }
+  expect(handled).toEqual(Array.from({ length: count }, (_, i) => i));
+  expect(batches.length).toBeGreaterThanOrEqual(count / maxMessages);
+  return batches.slice(1).map((next, k) => ({ previous: batches[k], next }));
+}
+
+test('batches of a backlog take turns with the event loop: a due timer runs between two batches', async () => {
+  // Each batch keeps the thread busy for 3 ms, so the 1 ms interval is due whenever one ends.
+  const pairs = await batchTurns(400, 20, 3);
+  expect(pairs.filter(({ previous, next }) => next.timerRuns === previous.timerRuns)).toEqual([]);
+});
+
+test('a batch queued behind another starts at the next turn of the event loop, not later', async () => {
+  // Quick batches: the next one, already handed over, starts within a turn or two of the
+  // previous one's end. It once waited for a 1 ms timer, dozens of idle turns, and the event
+  // loop was idle half the time while a backlog of quick batches was consumed. The median
+  // pair: the first batches of a new group may still be on their way.
+  const pairs = await batchTurns(1000, 20, 0);
+  const waits = pairs.map(({ previous, next }) => next.turns - previous.endedAtTurn).sort((a, b) => a - b);
+  expect(waits[Math.floor(waits.length / 2)]).toBeLessThanOrEqual(3);
+});
+
 test("schema 'raw' hands over the exact bytes (any bytes, tombstones as null), per message and in batches", async () => {
   // Several keys under concurrency 8: runs of several lanes cross in one hand-over, each with
   // its own payload buffer that the values are views into.

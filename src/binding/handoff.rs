@@ -52,11 +52,15 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
   }
   // The event loop's share: once callbacks have run for SLICE_MS in one
   // iteration of the loop, the rest waits for the next iteration, so timers
-  // and I/O are not held up behind a backlog. The slice ends in the next
-  // timers phase, not with a setImmediate: wake-ups run in the poll phase and
-  // continuations in the check phase of the *same* iteration, and ending the
-  // slice between them gave each iteration two slices (consuming in
-  // batches: an event-loop delay p99 of 12 ms instead of 8, bench/README.md).
+  // and I/O are not held up behind a backlog. The slice ends in the check
+  // phase of the next iteration, two setImmediate hops after it began: a
+  // wake-up runs in the poll phase and its continuations in the check phase
+  // of the *same* iteration, and ending the slice between them (one hop)
+  // gave each iteration two slices (consuming in batches: an event-loop
+  // delay p99 of 12 ms instead of 8, bench/README.md). It must not wait for
+  // a timer either: Node's shortest is 1 ms, so with `setTimeout(endSlice,
+  // 0)` an idle loop went round until then, and batches of 0.5 ms started
+  // at most once a millisecond (the event loop was idle half the time).
   // A batch queued behind another starts as soon as that one ends, with no
   // round trip between them: with 3 ms, two batches of 500 often ran in one
   // turn (p99 9.6-12.5 ms where it was 7-8). In batch mode the slice is
@@ -68,11 +72,14 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, shouldYield, settl
   function endSlice() {
     sliceStart = 0;
   }
+  function endSliceNextTurn() {
+    setImmediate(endSlice);
+  }
   function overSlice() {
     const now = performance.now();
     if (sliceStart === 0) {
       sliceStart = now;
-      setTimeout(endSlice, 0);
+      setImmediate(endSliceNextTurn);
       return false;
     }
     return now - sliceStart > SLICE_MS;
