@@ -697,15 +697,33 @@ mod tests {
         options
     }
 
-    /// Keeps librdkafka's own account of each transactional API call.
+    /// Keeps librdkafka's own account of each transactional API call, and
+    /// every line it logged, shown if the test fails (see [`ShownOnPanic`]).
     #[derive(Default)]
-    struct ApiCalls(Mutex<Vec<String>>);
+    struct ApiCalls(Mutex<Vec<String>>, Mutex<Vec<String>>);
 
     impl LogSink for ApiCalls {
         fn log(&self, record: LogRecord) {
             if record.message.contains("Transactional API called") {
                 if let Ok(mut calls) = self.0.lock() {
-                    calls.push(record.message);
+                    calls.push(record.message.clone());
+                }
+            }
+            if let Ok(mut lines) = self.1.lock() {
+                lines.push(format!("{:?} {}", record.level, record.message));
+            }
+        }
+    }
+
+    /// Prints the log kept by an [`ApiCalls`] when the test panics: a rare
+    /// failure in CI is then explained by librdkafka's own `eos` lines.
+    struct ShownOnPanic(Arc<ApiCalls>);
+
+    impl Drop for ShownOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                if let Ok(lines) = self.0 .1.lock() {
+                    eprintln!("librdkafka's log:\n{}", lines.join("\n"));
                 }
             }
         }
@@ -829,6 +847,7 @@ mod tests {
             .properties
             .insert("debug".into(), "eos".into());
         let calls_sink = Arc::new(ApiCalls::default());
+        let _shown_on_panic = ShownOnPanic(calls_sink.clone());
         let producer = Producer::new(options, calls_sink.clone()).expect("producer");
         for ending in [Ending::Commit, Ending::Abort] {
             let transaction = producer.begin_transaction().await.expect("begin");
