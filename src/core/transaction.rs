@@ -697,34 +697,34 @@ mod tests {
         options
     }
 
-    /// Keeps librdkafka's own account of each transactional API call, and
-    /// every line it logged, shown if the test fails (see [`ShownOnPanic`]).
+    /// Keeps every line librdkafka logged: with `debug=eos`, its own account
+    /// of each transactional API call. Shown if the test fails (see
+    /// [`ShownOnPanic`]).
     #[derive(Default)]
-    struct ApiCalls(Mutex<Vec<String>>, Mutex<Vec<String>>);
+    struct KeptLog(Mutex<Vec<String>>);
 
-    impl LogSink for ApiCalls {
+    impl KeptLog {
+        fn lines(&self) -> Vec<String> {
+            self.0.lock().map(|lines| lines.clone()).unwrap_or_default()
+        }
+    }
+
+    impl LogSink for KeptLog {
         fn log(&self, record: LogRecord) {
-            if record.message.contains("Transactional API called") {
-                if let Ok(mut calls) = self.0.lock() {
-                    calls.push(record.message.clone());
-                }
-            }
-            if let Ok(mut lines) = self.1.lock() {
-                lines.push(format!("{:?} {}", record.level, record.message));
+            if let Ok(mut lines) = self.0.lock() {
+                lines.push(record.message);
             }
         }
     }
 
-    /// Prints the log kept by an [`ApiCalls`] when the test panics: a rare
-    /// failure in CI is then explained by librdkafka's own `eos` lines.
-    struct ShownOnPanic(Arc<ApiCalls>);
+    /// Prints the lines of a [`KeptLog`] when the test panics: a rare failure
+    /// in CI is then explained by librdkafka's own `eos` lines.
+    struct ShownOnPanic(Arc<KeptLog>);
 
     impl Drop for ShownOnPanic {
         fn drop(&mut self) {
             if std::thread::panicking() {
-                if let Ok(lines) = self.0 .1.lock() {
-                    eprintln!("librdkafka's log:\n{}", lines.join("\n"));
-                }
+                eprintln!("librdkafka's log:\n{}", self.0.lines().join("\n"));
             }
         }
     }
@@ -846,9 +846,9 @@ mod tests {
             .client
             .properties
             .insert("debug".into(), "eos".into());
-        let calls_sink = Arc::new(ApiCalls::default());
-        let _shown_on_panic = ShownOnPanic(calls_sink.clone());
-        let producer = Producer::new(options, calls_sink.clone()).expect("producer");
+        let log = Arc::new(KeptLog::default());
+        let _shown_on_panic = ShownOnPanic(log.clone());
+        let producer = Producer::new(options, log.clone()).expect("producer");
         for ending in [Ending::Commit, Ending::Abort] {
             let transaction = producer.begin_transaction().await.expect("begin");
             sent_in(&transaction, "slow").await;
@@ -885,12 +885,11 @@ mod tests {
                 .cloned()
                 .collect()
         };
-        let logged_so_far = || {
-            calls_sink
-                .0
-                .lock()
-                .map(|calls| calls.clone())
-                .unwrap_or_default()
+        let logged_so_far = || -> Vec<String> {
+            log.lines()
+                .into_iter()
+                .filter(|line| line.contains("Transactional API called"))
+                .collect()
         };
         let logged = Instant::now();
         let mut calls = logged_so_far();
