@@ -11,12 +11,13 @@ use crate::core::logging::{ClientLog, LogSink};
 use crate::core::metrics::{
     self, ClientMetrics, MetricsSource, ProducerInstruments, ProducerMetrics,
 };
+use crate::core::polled_producer::PolledProducer;
 use crate::core::trace;
 use crate::core::transaction::{TransactionScope, Transactions, DEFAULT_TRANSACTION_TIMEOUT_MS};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::util::Timeout;
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
@@ -123,7 +124,7 @@ pub struct TopicOutcome {
     pub created: bool,
 }
 
-type Handle = ThreadedProducer<DeliveryContext>;
+type Handle = PolledProducer;
 type Admin = AdminClient<KafkaContext>;
 
 pub struct Producer {
@@ -272,10 +273,13 @@ impl Producer {
         let instruments = Arc::new(ProducerInstruments::default());
         let context =
             DeliveryContext::new(context, options.deliveries.clone(), instruments.clone());
-        let handle: Handle = settings
+        let producer: BaseProducer<DeliveryContext> = settings
             .to_rdkafka()
             .create_with_context(context)
             .map_err(|error| settings.config_error(&error))?;
+        let handle = PolledProducer::new(producer).map_err(|error| {
+            CoreError::Internal(format!("cannot start the producer's event thread: {error}"))
+        })?;
         let handle_name = metrics::handle_name(handle.client());
         log.span().in_scope(|| {
             tracing::debug!(config = ?settings, "Kafka producer created");
@@ -1151,6 +1155,42 @@ mod tests {
             .send(vec![keyed("movie-events", "m", b"x".to_vec())])
             .await;
         assert_eq!(after.unwrap_err().code(), "ERR_KAFKA_DISCONNECTED");
+    }
+
+    /// The event thread sleeps until librdkafka has something for it: idle,
+    /// it wakes about once per `SAFETY_NET`, not in a loop (rdkafka's
+    /// `ThreadedProducer` spun through the last millisecond of each 100 ms
+    /// round), and a delivery after a quiet spell still wakes it at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_event_thread_sleeps_while_idle_and_wakes_for_deliveries() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("quiet", 1, 1).unwrap();
+        let producer = Producer::new(
+            options_for(&cluster.bootstrap_servers()),
+            Arc::new(StderrSink),
+        )
+        .unwrap();
+        producer
+            .connect(Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        let handle = producer.current_handle().unwrap();
+        for _ in 0..3 {
+            let before = handle.rounds();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let woken = handle.rounds() - before;
+            // Connection chatter may wake it a few times; a polling loop
+            // would have gone round thousands of times.
+            assert!(woken <= 10, "woken {woken} times in 400 ms of quiet");
+            let started = Instant::now();
+            producer
+                .send(vec![keyed("quiet", "k", b"{}".to_vec())])
+                .await
+                .unwrap();
+            // Well under the safety net's 1 s: the delivery report woke it.
+            assert!(started.elapsed() < Duration::from_millis(500));
+        }
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

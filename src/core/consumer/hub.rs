@@ -11,57 +11,48 @@
 //! default): catching up on a backlog ran at a quarter of the speed
 //! (bench/README.md, 2026-11-27).
 
-use super::{ConsumerHooks, Wakeup};
+use super::ConsumerHooks;
+use crate::core::wakeup::{Wakeup, WatchedQueue};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 pub(super) struct MessageHub {
-    queue: NonNull<rdsys::rd_kafka_queue_t>,
-    /// Passed to librdkafka as the non-empty callback's opaque pointer.
-    wakeup: *const Wakeup,
-    /// The hub's queue must be destroyed before the consumer is.
+    /// Wakes the poll thread when messages arrive.
+    queue: WatchedQueue,
+    /// The consumer's own queue (rebalances, commit results, errors), which
+    /// rdkafka's non-empty callback watches: read for its length only.
+    events: NonNull<rdsys::rd_kafka_queue_t>,
+    /// The queues must be released before the consumer is destroyed.
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
 }
 
-// librdkafka's queues may be used from any thread; `wakeup` is an `Arc`'s
-// pointer, released only in `drop` after librdkafka stops using it.
+// librdkafka's queues may be used from any thread.
 unsafe impl Send for MessageHub {}
 unsafe impl Sync for MessageHub {}
-
-unsafe extern "C" fn wake_poll_thread(_: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `Wakeup` kept alive by the hub until the
-    // callback is disabled.
-    let wakeup = unsafe { &*(opaque as *const Wakeup) };
-    wakeup.wake();
-}
 
 impl MessageHub {
     pub(super) fn new(
         consumer: Arc<BaseConsumer<ConsumerHooks>>,
         wakeup: Arc<Wakeup>,
     ) -> Option<Self> {
-        // SAFETY: the client pointer is valid while `consumer` lives, which
-        // the hub keeps alive.
-        let queue =
-            NonNull::new(unsafe { rdsys::rd_kafka_queue_new(consumer.client().native_ptr()) })?;
-        let wakeup = Arc::into_raw(wakeup);
-        // SAFETY: `queue` is valid; `wakeup` outlives the callback (see `drop`).
-        unsafe {
-            rdsys::rd_kafka_queue_cb_event_enable(
-                queue.as_ptr(),
-                Some(wake_poll_thread),
-                wakeup as *mut c_void,
-            );
-        }
+        let client = consumer.client().native_ptr();
+        // SAFETY: new queue references, owned by the hub, which keeps the
+        // consumer (their client) alive until they are released.
+        let (queue, events) = unsafe {
+            (
+                WatchedQueue::new(rdsys::rd_kafka_queue_new(client), wakeup)?,
+                NonNull::new(rdsys::rd_kafka_queue_get_consumer(client))?,
+            )
+        };
         Some(MessageHub {
             queue,
-            wakeup,
+            events,
             consumer,
         })
     }
@@ -92,6 +83,14 @@ impl MessageHub {
         true
     }
 
+    /// Whether rebalances, commit results or errors wait in the consumer's
+    /// queue: polling serves one at a time, and the non-empty callback
+    /// wakes the poll thread only for an event that finds the queue empty.
+    pub(super) fn events_waiting(&self) -> bool {
+        // SAFETY: the reference is valid until `drop`.
+        unsafe { rdsys::rd_kafka_queue_length(self.events.as_ptr()) > 0 }
+    }
+
     /// Takes up to `max` messages without waiting, appending them to `taken`.
     pub(super) fn take(&self, max: usize, taken: &mut Vec<HubMessage>) {
         let start = taken.len();
@@ -114,13 +113,8 @@ impl MessageHub {
 
 impl Drop for MessageHub {
     fn drop(&mut self) {
-        // SAFETY: disabling the callback first means librdkafka no longer
-        // uses `wakeup`; the queue handle is ours to destroy.
-        unsafe {
-            rdsys::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
-            rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
-            drop(Arc::from_raw(self.wakeup));
-        }
+        // SAFETY: our reference, released once, while the consumer lives.
+        unsafe { rdsys::rd_kafka_queue_destroy(self.events.as_ptr()) }
     }
 }
 
