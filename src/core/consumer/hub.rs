@@ -27,7 +27,8 @@ pub(super) struct MessageHub {
     queue: WatchedQueue,
     /// The consumer's own queue (rebalances, commit results, errors), which
     /// rdkafka's non-empty callback watches: read for its length only.
-    events: NonNull<rdsys::rd_kafka_queue_t>,
+    /// `None` only for a consumer without a group, which has no such queue.
+    events: Option<NonNull<rdsys::rd_kafka_queue_t>>,
     /// The queues must be released before the consumer is destroyed.
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
 }
@@ -47,7 +48,7 @@ impl MessageHub {
         let (queue, events) = unsafe {
             (
                 WatchedQueue::new(rdsys::rd_kafka_queue_new(client), wakeup)?,
-                NonNull::new(rdsys::rd_kafka_queue_get_consumer(client))?,
+                NonNull::new(rdsys::rd_kafka_queue_get_consumer(client)),
             )
         };
         Some(MessageHub {
@@ -88,7 +89,8 @@ impl MessageHub {
     /// wakes the poll thread only for an event that finds the queue empty.
     pub(super) fn events_waiting(&self) -> bool {
         // SAFETY: the reference is valid until `drop`.
-        unsafe { rdsys::rd_kafka_queue_length(self.events.as_ptr()) > 0 }
+        self.events
+            .is_some_and(|events| unsafe { rdsys::rd_kafka_queue_length(events.as_ptr()) > 0 })
     }
 
     /// Takes up to `max` messages without waiting, appending them to `taken`.
@@ -113,8 +115,10 @@ impl MessageHub {
 
 impl Drop for MessageHub {
     fn drop(&mut self) {
-        // SAFETY: our reference, released once, while the consumer lives.
-        unsafe { rdsys::rd_kafka_queue_destroy(self.events.as_ptr()) }
+        if let Some(events) = self.events {
+            // SAFETY: our reference, released once, while the consumer lives.
+            unsafe { rdsys::rd_kafka_queue_destroy(events.as_ptr()) }
+        }
     }
 }
 
