@@ -22,6 +22,37 @@ use std::time::Duration;
 /// the queue anyway: a safety net only, librdkafka wakes it for every event.
 const SAFETY_NET: Duration = Duration::from_secs(1);
 
+/// A pause, should polling ever stop shortening the queue: never a spin.
+const STALLED_PAUSE: Duration = Duration::from_millis(1);
+
+/// Polls in a row that may leave the queue no shorter (events arriving as
+/// fast as they are served) before the round counts as stalled.
+const POLLS_WITHOUT_PROGRESS: u32 = 100;
+
+/// Serves events until the queue is empty, which is when librdkafka wakes
+/// the thread again: events that arrived before the watch, or while the
+/// queue was not empty, raised no wake-up. `poll(0)` serves at most one
+/// event. True when the queue stopped getting shorter (librdkafka always
+/// removes what it serves, so this is a guard, not a path).
+fn serve_until_empty(producer: &BaseProducer<DeliveryContext>, events: &WatchedQueue) -> bool {
+    let mut without_progress = 0;
+    let mut waiting = events.len();
+    while waiting > 0 {
+        producer.poll(Duration::ZERO);
+        let left = events.len();
+        if left >= waiting {
+            without_progress += 1;
+            if without_progress == POLLS_WITHOUT_PROGRESS {
+                return true;
+            }
+        } else {
+            without_progress = 0;
+        }
+        waiting = left;
+    }
+    false
+}
+
 pub(crate) struct PolledProducer {
     producer: Arc<BaseProducer<DeliveryContext>>,
     serving: Option<JoinHandle<()>>,
@@ -65,16 +96,11 @@ impl PolledProducer {
                 .spawn(move || loop {
                     #[cfg(test)]
                     rounds.fetch_add(1, Ordering::Relaxed);
-                    // Events that arrived before the watch, or while serving,
-                    // raised no wake-up: serve until the queue is empty.
-                    // `poll(0)` serves at most one event.
-                    while events.len() > 0 {
-                        producer.poll(Duration::ZERO);
-                    }
+                    let stalled = serve_until_empty(&producer, &events);
                     if stop.load(Ordering::Acquire) {
                         return;
                     }
-                    wakeup.wait(SAFETY_NET);
+                    wakeup.wait(if stalled { STALLED_PAUSE } else { SAFETY_NET });
                 })?
         };
         Ok(PolledProducer {

@@ -1073,6 +1073,29 @@ mod tests {
         options
     }
 
+    /// A producer connected to a new mock cluster with `topic` on it; the
+    /// cluster lives as long as the first value.
+    async fn connected_on_mock_cluster(
+        topic: &str,
+        partitions: i32,
+    ) -> (
+        MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        Arc<Producer>,
+    ) {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(topic, partitions, 1).unwrap();
+        let producer = Producer::new(
+            options_for(&cluster.bootstrap_servers()),
+            Arc::new(StderrSink),
+        )
+        .unwrap();
+        producer
+            .connect(Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        (cluster, producer)
+    }
+
     fn options_for(brokers: &str) -> ProducerOptions {
         let mut options = ProducerOptions::default();
         options.client.brokers = Some(vec![brokers.to_string()]);
@@ -1106,17 +1129,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keyed_sends_are_acknowledged_in_order_on_the_mock_cluster() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("movie-events", 4, 1).unwrap();
-        let producer = Producer::new(
-            options_for(&cluster.bootstrap_servers()),
-            Arc::new(StderrSink),
-        )
-        .unwrap();
-        producer
-            .connect(Some(Duration::from_secs(10)))
-            .await
-            .unwrap();
+        let (_cluster, producer) = connected_on_mock_cluster("movie-events", 4).await;
         assert!(producer.is_connected());
 
         let messages: Vec<OutgoingMessage> = (0..50)
@@ -1163,17 +1176,7 @@ mod tests {
     /// round), and a delivery after a quiet spell still wakes it at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_event_thread_sleeps_while_idle_and_wakes_for_deliveries() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("quiet", 1, 1).unwrap();
-        let producer = Producer::new(
-            options_for(&cluster.bootstrap_servers()),
-            Arc::new(StderrSink),
-        )
-        .unwrap();
-        producer
-            .connect(Some(Duration::from_secs(10)))
-            .await
-            .unwrap();
+        let (_cluster, producer) = connected_on_mock_cluster("quiet", 1).await;
         let handle = producer.current_handle().unwrap();
         for _ in 0..3 {
             let before = handle.rounds();
