@@ -1221,7 +1221,11 @@ impl ConsumerHandle {
                     },
                     ..ProducerOptions::default()
                 };
-                Some(Producer::with_env(producer_options, sink.clone(), env)?)
+                Some(Arc::new(DeadLetterProducer::checked(
+                    producer_options,
+                    sink.clone(),
+                    env,
+                )?))
             }
         };
 
@@ -1328,7 +1332,7 @@ impl ConsumerHandle {
                 });
                 // The dispatcher ends once the channel closes and its work drains.
                 let _ = runtime.block_on(dispatched);
-                if let Some(producer) = dead_letters {
+                if let Some(producer) = dead_letters.and_then(|lazy| lazy.created()) {
                     let _ = runtime.block_on(producer.disconnect(Duration::from_secs(10)));
                 }
                 if let Some(producer) = &poller_shared.options.exactly_once {
@@ -1716,12 +1720,69 @@ fn accept(shared: &Shared, message: MessageView<'_>) -> Option<Work> {
     })
 }
 
+/// The dead-letter topic's producer, created when the first message is
+/// parked: most consumers never park one, and a producer holds four threads
+/// and about half a megabyte (ten idle groups: 40 threads and 5 MB,
+/// bench/README.md). Its settings are checked when the consumer registers,
+/// so a bad property still fails there.
+struct DeadLetterProducer {
+    options: ProducerOptions,
+    sink: Arc<dyn LogSink>,
+    /// The environment variables the check read, replayed at creation.
+    env: HashMap<String, Option<String>>,
+    producer: Mutex<Option<Arc<Producer>>>,
+}
+
+impl DeadLetterProducer {
+    fn checked(
+        options: ProducerOptions,
+        sink: Arc<dyn LogSink>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let read = Mutex::new(HashMap::new());
+        Producer::check_with_env(&options, |key| {
+            let value = env(key);
+            if let Ok(mut read) = read.lock() {
+                read.insert(key.to_string(), value.clone());
+            }
+            value
+        })?;
+        Ok(DeadLetterProducer {
+            options,
+            sink,
+            env: read.into_inner().unwrap_or_default(),
+            producer: Mutex::default(),
+        })
+    }
+
+    /// The producer, created on first use (again after a failed attempt).
+    fn producer(&self) -> Result<Arc<Producer>> {
+        let mut slot = self
+            .producer
+            .lock()
+            .map_err(|_| CoreError::Internal("dead-letter producer lock poisoned".into()))?;
+        if let Some(producer) = slot.as_ref() {
+            return Ok(producer.clone());
+        }
+        let producer = Producer::with_env(self.options.clone(), self.sink.clone(), |key| {
+            self.env.get(key).cloned().flatten()
+        })?;
+        *slot = Some(producer.clone());
+        Ok(producer)
+    }
+
+    /// The producer if a message was parked.
+    fn created(&self) -> Option<Arc<Producer>> {
+        self.producer.lock().ok()?.clone()
+    }
+}
+
 /// Runs the handler for received messages: per-key lanes up to
 /// `concurrency`, or sequential batches.
 struct Dispatcher {
     shared: Arc<Shared>,
     handler: Arc<dyn MessageHandler>,
-    dead_letters: Option<Arc<Producer>>,
+    dead_letters: Option<Arc<DeadLetterProducer>>,
 }
 
 /// A lane per topic, partition and message key, known by their hash: a
@@ -1819,7 +1880,7 @@ impl Dispatcher {
     fn new(
         shared: Arc<Shared>,
         handler: Arc<dyn MessageHandler>,
-        dead_letters: Option<Arc<Producer>>,
+        dead_letters: Option<Arc<DeadLetterProducer>>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
             shared,
@@ -2238,7 +2299,7 @@ impl Dispatcher {
     /// dead-letter topic is off.
     async fn park(&self, work: &Work, code: &str, reason: &str, attempts: u32) {
         let message = &work.message;
-        let (Some(producer), Some(mut outgoing)) = (
+        let (Some(dead_letters), Some(mut outgoing)) = (
             &self.dead_letters,
             self.dead_letter_record(work, code, reason, attempts),
         ) else {
@@ -2253,7 +2314,11 @@ impl Dispatcher {
         };
         let mut failures = 0u32;
         loop {
-            match producer.send(vec![outgoing.clone()]).await {
+            let sent = match dead_letters.producer() {
+                Ok(producer) => producer.send(vec![outgoing.clone()]).await,
+                Err(error) => Err(error),
+            };
+            match sent {
                 Err(error) if error.code().ends_with("TOO_LARGE") && outgoing.value.is_some() => {
                     self.omit_dead_letter_value(work, &mut outgoing, &error.code());
                 }
@@ -2547,6 +2612,42 @@ mod tests {
         options.group_id = Some(group.into());
         options.from_beginning = true;
         options
+    }
+
+    /// The dead-letter producer is created by the first message parked, not
+    /// at registration, while a bad producer property still fails there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_dead_letter_producer_is_created_when_first_needed() {
+        let cluster = MockCluster::new(1).unwrap();
+        let mut options = ProducerOptions::default();
+        options.client.brokers = Some(vec![cluster.bootstrap_servers()]);
+        options.client.log_level = Some(LogLevel::Off);
+        let seen = Mutex::new(Vec::new());
+        let env = |key: &str| {
+            seen.lock().unwrap().push(key.to_string());
+            None
+        };
+        let lazy = DeadLetterProducer::checked(options.clone(), Arc::new(StderrSink), env).unwrap();
+        assert!(lazy.created().is_none());
+        assert!(
+            !seen.lock().unwrap().is_empty(),
+            "the check reads the environment"
+        );
+        let first = lazy.producer().unwrap();
+        assert!(Arc::ptr_eq(&first, &lazy.producer().unwrap()));
+        assert!(lazy
+            .created()
+            .is_some_and(|created| Arc::ptr_eq(&created, &first)));
+        first.disconnect(Duration::from_secs(5)).await.unwrap();
+
+        options
+            .client
+            .properties
+            .insert("linger.ms".into(), "not a number".into());
+        let error = DeadLetterProducer::checked(options, Arc::new(StderrSink), |_: &str| None)
+            .err()
+            .expect("a bad property fails the check");
+        assert_eq!(error.code(), "ERR_INVALID_CONFIG");
     }
 
     /// Fault injection needs the mock cluster: the dead-letter producer's

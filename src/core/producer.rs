@@ -244,19 +244,7 @@ impl Producer {
         sink: Arc<dyn LogSink>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Arc<Self>> {
-        if options.enqueue_timeout > Duration::from_secs(3600) {
-            return Err(CoreError::invalid_arg(
-                "enqueueTimeoutMs must be at most 3600000",
-            ));
-        }
-        if options.connect_retry_interval < Duration::from_millis(10) {
-            return Err(CoreError::invalid_arg(
-                "retryIntervalMs must be at least 10",
-            ));
-        }
-        let topics = events::PlatformTopics::resolve(options.topic_prefix.as_deref(), &env)?;
-        let client = transactional_client(&options)?;
-        let settings = ClientSettings::resolve(&client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
+        let (topics, settings) = Self::resolve(&options, env)?;
         let transactions = match settings.property("transactional.id") {
             Some(_) => {
                 let timeout_ms = settings
@@ -307,6 +295,40 @@ impl Producer {
         let source: Weak<dyn MetricsSource> = Arc::downgrade(&producer) as _;
         metrics::register(source);
         Ok(producer)
+    }
+
+    /// Checks what [`Producer::with_env`] would check, librdkafka's
+    /// properties included, without creating a client.
+    pub fn check_with_env(
+        options: &ProducerOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<()> {
+        let (_, settings) = Self::resolve(options, env)?;
+        settings
+            .to_rdkafka()
+            .create_native_config()
+            .map(drop)
+            .map_err(|error| settings.config_error(&error))
+    }
+
+    fn resolve(
+        options: &ProducerOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(events::PlatformTopics, ClientSettings)> {
+        if options.enqueue_timeout > Duration::from_secs(3600) {
+            return Err(CoreError::invalid_arg(
+                "enqueueTimeoutMs must be at most 3600000",
+            ));
+        }
+        if options.connect_retry_interval < Duration::from_millis(10) {
+            return Err(CoreError::invalid_arg(
+                "retryIntervalMs must be at least 10",
+            ));
+        }
+        let topics = events::PlatformTopics::resolve(options.topic_prefix.as_deref(), &env)?;
+        let client = transactional_client(options)?;
+        let settings = ClientSettings::resolve(&client, PRODUCER_DEFAULTS, DEFAULT_CLIENT_ID, env)?;
+        Ok((topics, settings))
     }
 
     /// Counters, delivery latency and librdkafka's latest statistics.
