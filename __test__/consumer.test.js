@@ -707,10 +707,13 @@ test('batches of a backlog take turns with the event loop: a due timer runs betw
 
 test('a batch queued behind another starts at the next turn of the event loop, not later', async () => {
   // Quick batches: the next one, already handed over, starts within a turn or two of the
-  // previous one's end. It once waited for a 1 ms timer, dozens of idle turns, and the event
-  // loop was idle half the time while a backlog of quick batches was consumed. The median
-  // pair: the first batches of a new group may still be on their way.
-  const pairs = await batchTurns(1000, 20, 0);
+  // previous one's end. It once waited for a 1 ms timer, hundreds of idle turns, and the event
+  // loop was idle half the time while a backlog of quick batches was consumed. Each batch
+  // takes 0.5 ms, time enough for the next to be handed over while it runs (with none, a
+  // quarter of the pairs waited for one to arrive when the machine was busy); under the old
+  // timer the median wait was 506 turns. The median pair: the first batches of a new group
+  // may still be on their way.
+  const pairs = await batchTurns(1000, 20, 0.5);
   const waits = pairs.map(({ previous, next }) => next.turns - previous.endedAtTurn).sort((a, b) => a - b);
   expect(waits[Math.floor(waits.length / 2)]).toBeLessThanOrEqual(3);
 });
