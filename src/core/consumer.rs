@@ -1613,8 +1613,8 @@ fn poll_loop(
         // room, or the next events.
         match consumer.poll(Duration::ZERO) {
             None => {
-                let events_waiting = hub.as_ref().is_some_and(|hub| hub.events_waiting());
-                if idle && !events_waiting {
+                // Checked only when idle: a busy round comes back at once anyway.
+                if idle && !hub.as_ref().is_some_and(|hub| hub.events_waiting()) {
                     shared.wakeup.wait(IDLE_WAIT);
                 }
             }

@@ -42,38 +42,74 @@ impl Wakeup {
 }
 
 unsafe extern "C" fn wake_on_event(_: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `Wakeup` a `QueueWatch` keeps alive until it
+    // SAFETY: `opaque` is the `Wakeup` a `WatchedQueue` keeps alive until it
     // disables the callback.
     let wakeup = unsafe { &*(opaque as *const Wakeup) };
     wakeup.wake();
 }
 
-/// A reference to a librdkafka queue that raises a [`Wakeup`] whenever the
-/// queue receives an event while empty. Dropping it stops the wake-ups, then
-/// releases the reference.
-pub(crate) struct WatchedQueue {
-    queue: NonNull<rdsys::rd_kafka_queue_t>,
-    /// Passed to librdkafka as the callback's opaque pointer.
-    wakeup: *const Wakeup,
-}
+/// A reference to a librdkafka queue, released when dropped.
+pub(crate) struct QueueRef(NonNull<rdsys::rd_kafka_queue_t>);
 
-// librdkafka's queues may be used from any thread; `wakeup` is an `Arc`'s
-// pointer, released only in `drop` after librdkafka stops using it.
-unsafe impl Send for WatchedQueue {}
-unsafe impl Sync for WatchedQueue {}
+// librdkafka's queues may be used from any thread.
+unsafe impl Send for QueueRef {}
+unsafe impl Sync for QueueRef {}
 
-impl WatchedQueue {
+impl QueueRef {
     /// Takes over `queue`, a reference from `rd_kafka_queue_new` or
     /// `rd_kafka_queue_get_*` (`None` when null).
     ///
     /// # Safety
     /// `queue` must be null or a queue reference the caller owns, and its
     /// client must outlive the returned value.
+    pub(crate) unsafe fn new(queue: *mut rdsys::rd_kafka_queue_t) -> Option<Self> {
+        NonNull::new(queue).map(QueueRef)
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut rdsys::rd_kafka_queue_t {
+        self.0.as_ptr()
+    }
+
+    /// Events (or messages) waiting in the queue.
+    pub(crate) fn len(&self) -> usize {
+        // SAFETY: the reference is valid until `drop`.
+        unsafe { rdsys::rd_kafka_queue_length(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for QueueRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference is ours, released once.
+        unsafe { rdsys::rd_kafka_queue_destroy(self.0.as_ptr()) }
+    }
+}
+
+/// A reference to a librdkafka queue that raises a [`Wakeup`] whenever the
+/// queue receives an event while empty. Dropping it stops the wake-ups, then
+/// releases the reference.
+pub(crate) struct WatchedQueue {
+    /// Released after `drop` has disabled the callback (fields drop last).
+    queue: QueueRef,
+    /// Passed to librdkafka as the callback's opaque pointer.
+    wakeup: *const Wakeup,
+}
+
+// `wakeup` is an `Arc`'s pointer, released only in `drop` after librdkafka
+// stops using it.
+unsafe impl Send for WatchedQueue {}
+unsafe impl Sync for WatchedQueue {}
+
+impl WatchedQueue {
+    /// Takes over `queue` as [`QueueRef::new`] does.
+    ///
+    /// # Safety
+    /// As for [`QueueRef::new`].
     pub(crate) unsafe fn new(
         queue: *mut rdsys::rd_kafka_queue_t,
         wakeup: Arc<Wakeup>,
     ) -> Option<Self> {
-        let queue = NonNull::new(queue)?;
+        // SAFETY: the caller's promise.
+        let queue = unsafe { QueueRef::new(queue) }?;
         let wakeup = Arc::into_raw(wakeup);
         // SAFETY: `queue` is valid (the caller's promise); `wakeup` outlives
         // the callback (see `drop`).
@@ -93,20 +129,18 @@ impl WatchedQueue {
 
     /// Events (or messages) waiting in the queue.
     pub(crate) fn len(&self) -> usize {
-        // SAFETY: the reference is valid until `drop`.
-        unsafe { rdsys::rd_kafka_queue_length(self.queue.as_ptr()) }
+        self.queue.len()
     }
 }
 
 impl Drop for WatchedQueue {
     fn drop(&mut self) {
         // SAFETY: once the callback is disabled (under the queue's lock)
-        // librdkafka no longer uses `wakeup`; the reference is ours, released
-        // once.
+        // librdkafka no longer uses `wakeup`. The queue reference is released
+        // after this, with the fields.
         unsafe {
             rdsys::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
             drop(Arc::from_raw(self.wakeup));
-            rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
         }
     }
 }

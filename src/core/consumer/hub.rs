@@ -12,7 +12,7 @@
 //! (bench/README.md, 2026-11-27).
 
 use super::ConsumerHooks;
-use crate::core::wakeup::{Wakeup, WatchedQueue};
+use crate::core::wakeup::{QueueRef, Wakeup, WatchedQueue};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -28,14 +28,10 @@ pub(super) struct MessageHub {
     /// The consumer's own queue (rebalances, commit results, errors), which
     /// rdkafka's non-empty callback watches: read for its length only.
     /// `None` only for a consumer without a group, which has no such queue.
-    events: Option<NonNull<rdsys::rd_kafka_queue_t>>,
+    events: Option<QueueRef>,
     /// The queues must be released before the consumer is destroyed.
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
 }
-
-// librdkafka's queues may be used from any thread.
-unsafe impl Send for MessageHub {}
-unsafe impl Sync for MessageHub {}
 
 impl MessageHub {
     pub(super) fn new(
@@ -48,7 +44,7 @@ impl MessageHub {
         let (queue, events) = unsafe {
             (
                 WatchedQueue::new(rdsys::rd_kafka_queue_new(client), wakeup)?,
-                NonNull::new(rdsys::rd_kafka_queue_get_consumer(client)),
+                QueueRef::new(rdsys::rd_kafka_queue_get_consumer(client)),
             )
         };
         Some(MessageHub {
@@ -88,9 +84,7 @@ impl MessageHub {
     /// queue: polling serves one at a time, and the non-empty callback
     /// wakes the poll thread only for an event that finds the queue empty.
     pub(super) fn events_waiting(&self) -> bool {
-        // SAFETY: the reference is valid until `drop`.
-        self.events
-            .is_some_and(|events| unsafe { rdsys::rd_kafka_queue_length(events.as_ptr()) > 0 })
+        self.events.as_ref().is_some_and(|events| events.len() > 0)
     }
 
     /// Takes up to `max` messages without waiting, appending them to `taken`.
@@ -109,15 +103,6 @@ impl MessageHub {
                 // returns null entries within `count`.
                 taken.set_len(start + count as usize);
             }
-        }
-    }
-}
-
-impl Drop for MessageHub {
-    fn drop(&mut self) {
-        if let Some(events) = self.events {
-            // SAFETY: our reference, released once, while the consumer lives.
-            unsafe { rdsys::rd_kafka_queue_destroy(events.as_ptr()) }
         }
     }
 }
