@@ -190,6 +190,12 @@ impl YieldSignal {
         self.0.load(Ordering::Acquire)
     }
 
+    /// The flag itself, for a reader that watches its byte directly (the
+    /// binding maps it into the JavaScript callback's driver).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+
     fn raise(&self) {
         self.0.store(true, Ordering::Release);
     }
