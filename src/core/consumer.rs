@@ -292,7 +292,8 @@ impl ConsumerOptions {
 /// A message as received, before or after validation.
 #[derive(Debug, Clone)]
 pub struct ReceivedMessage {
-    pub topic: String,
+    /// Shared by the messages of one take from librdkafka.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -425,6 +426,21 @@ struct PartitionOffsets {
     uncommitted: VecDeque<(i64, usize)>,
 }
 
+impl PartitionOffsets {
+    fn received(&mut self, offset: i64) {
+        let outstanding = &mut self.outstanding;
+        match outstanding.back() {
+            Some(&(last, _)) if last >= offset => {
+                match outstanding.binary_search_by_key(&offset, |&(offset, _)| offset) {
+                    Ok(index) => outstanding[index].1 = false,
+                    Err(index) => outstanding.insert(index, (offset, false)),
+                }
+            }
+            _ => outstanding.push_back((offset, false)),
+        }
+    }
+}
+
 impl OffsetTracker {
     fn assign(&mut self, key: PartitionKey) -> u64 {
         self.next_generation += 1;
@@ -447,23 +463,16 @@ impl OffsetTracker {
             .map(|partition| partition.generation)
     }
 
+    #[cfg(test)]
     fn received(&mut self, key: &PartitionKey, offset: i64) -> bool {
-        match self.partitions.get_mut(key) {
-            Some(partition) => {
-                let outstanding = &mut partition.outstanding;
-                match outstanding.back() {
-                    Some(&(last, _)) if last >= offset => {
-                        match outstanding.binary_search_by_key(&offset, |&(offset, _)| offset) {
-                            Ok(index) => outstanding[index].1 = false,
-                            Err(index) => outstanding.insert(index, (offset, false)),
-                        }
-                    }
-                    _ => outstanding.push_back((offset, false)),
-                }
-                true
-            }
-            None => false,
-        }
+        self.partition_mut(key)
+            .map(|partition| partition.received(offset))
+            .is_some()
+    }
+
+    /// A partition's offsets, when it is this member's.
+    fn partition_mut(&mut self, key: &PartitionKey) -> Option<&mut PartitionOffsets> {
+        self.partitions.get_mut(key)
     }
 
     /// Marks `offset` finished. Returns how many offsets became committable
@@ -736,10 +745,10 @@ impl Shared {
                 released += count;
                 if let Some(offset) = store {
                     match stores.iter_mut().find(|(topic, partition, _)| {
-                        *topic == message.topic && *partition == message.partition
+                        *topic == &*message.topic && *partition == message.partition
                     }) {
                         Some(entry) => entry.2 = entry.2.max(offset),
-                        None => stores.push((&message.topic, message.partition, offset)),
+                        None => stores.push((&*message.topic, message.partition, offset)),
                     }
                 }
             }
@@ -1033,9 +1042,9 @@ struct PartitionMemo {
 impl PartitionMemo {
     /// The message's partition key, and whether it differs from the previous one's.
     fn key_of(&mut self, message: &ReceivedMessage) -> (&PartitionKey, bool) {
-        let changed = self.key.1 != message.partition || self.key.0 != message.topic;
+        let changed = self.key.1 != message.partition || *self.key.0 != *message.topic;
         if changed {
-            self.key = (message.topic.clone(), message.partition);
+            self.key = (message.topic.to_string(), message.partition);
         }
         (&self.key, changed)
     }
@@ -1599,17 +1608,20 @@ fn poll_loop(
         }
         if let (false, true, Some(hub)) = (user_paused, room > 0, &hub) {
             hub.take(room.min(MAX_TAKEN_PER_ROUND), &mut from_hub);
-            for message in from_hub.drain(..) {
-                let view = message.view();
-                match view.error() {
-                    Some(error) => errors.report(&error),
-                    None => {
-                        if let Some(work) = accept(shared, view) {
-                            taken.push(work);
-                        }
+            let views: Vec<MessageView<'_>> = from_hub
+                .iter()
+                .map(HubMessage::view)
+                .filter(|view| match view.error() {
+                    Some(error) => {
+                        errors.report(&error);
+                        false
                     }
-                }
-            }
+                    None => true,
+                })
+                .collect();
+            accept(shared, &views, &mut taken);
+            drop(views);
+            from_hub.clear();
         }
         let idle = taken.is_empty();
         if !idle && to_dispatcher.send(taken).is_err() {
@@ -1627,10 +1639,10 @@ fn poll_loop(
             Some(Err(error)) => errors.report(&error),
             // A partition not attached to the hub (yet): handle its message all the same.
             Some(Ok(message)) => {
-                if let Some(work) = accept(shared, MessageView::of(&message)) {
-                    if to_dispatcher.send(vec![work]).is_err() {
-                        break;
-                    }
+                let mut work = Vec::new();
+                accept(shared, &[MessageView::of(&message)], &mut work);
+                if !work.is_empty() && to_dispatcher.send(work).is_err() {
+                    break;
                 }
             }
         }
@@ -1674,29 +1686,62 @@ fn finish_close(
     drop(consumer);
 }
 
-/// Registers a received message, as work for the dispatcher; `None` when the
-/// partition is not (or no longer) this member's.
-fn accept(shared: &Shared, message: MessageView<'_>) -> Option<Work> {
-    let key = (message.topic(), message.partition());
+/// Registers received messages as work for the dispatcher, leaving out those
+/// whose partition is not (or no longer) this member's. The offset tracker
+/// is locked once for them all and looked up once per partition, and the
+/// in-flight count is raised once: per message, the lock, two lookups, two
+/// shared counters and a copy of the topic name cost the poll thread more
+/// than copying the value did.
+fn accept(shared: &Shared, messages: &[MessageView<'_>], taken: &mut Vec<Work>) {
+    let mut accepted: Vec<(MessageView<'_>, Arc<str>, u64)> = Vec::with_capacity(messages.len());
+    if let Ok(mut tracker) = shared.tracker.lock() {
+        let mut rest = messages;
+        while let Some(first) = rest.first().copied() {
+            let length = rest
+                .iter()
+                .take_while(|message| message.same_partition(first))
+                .count();
+            let (partition_messages, later) = rest.split_at(length);
+            rest = later;
+            let topic = match accepted.last() {
+                Some((_, topic, _)) if **topic == *first.topic() => topic.clone(),
+                _ => Arc::from(first.topic()),
+            };
+            let key = (topic.to_string(), first.partition());
+            // Not (or no longer) ours: the partition's owner will receive them.
+            let Some(offsets) = tracker.partition_mut(&key) else {
+                continue;
+            };
+            for &message in partition_messages {
+                offsets.received(message.offset());
+                accepted.push((message, topic.clone(), offsets.generation));
+            }
+        }
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    shared.in_flight.fetch_add(accepted.len(), Ordering::AcqRel);
+    shared
+        .counters
+        .received
+        .fetch_add(accepted.len() as u64, Ordering::Relaxed);
+    taken.reserve(accepted.len());
+    for (message, topic, generation) in accepted {
+        taken.push(work_of(shared, message, topic, generation));
+    }
+}
+
+/// A registered message, copied out of librdkafka, with its validation.
+fn work_of(shared: &Shared, message: MessageView<'_>, topic: Arc<str>, generation: u64) -> Work {
     let offset = message.offset();
-    let generation = match shared.tracker.lock() {
-        Ok(mut tracker) => match tracker.generation(&key) {
-            Some(generation) if tracker.received(&key, offset) => generation,
-            // Not (or no longer) ours: the partition's owner will receive it.
-            _ => return None,
-        },
-        Err(_) => return None,
-    };
-    shared.in_flight.fetch_add(1, Ordering::AcqRel);
-    shared.counters.received.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(
-        "Received message from topic: {}, partition: {}, offset: {offset}",
-        key.0,
-        key.1
+        "Received message from topic: {topic}, partition: {}, offset: {offset}",
+        message.partition()
     );
     let received = ReceivedMessage {
-        topic: key.0,
-        partition: key.1,
+        topic,
+        partition: message.partition(),
         offset,
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
@@ -1719,11 +1764,11 @@ fn accept(shared: &Shared, message: MessageView<'_>) -> Option<Work> {
             Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
         }
     };
-    Some(Work {
+    Work {
         message: Arc::new(received),
         generation,
         verdict,
-    })
+    }
 }
 
 /// The dead-letter topic's producer, created when the first message is
@@ -2421,7 +2466,7 @@ impl Dispatcher {
             |name: &str, value: String| headers.push((name.to_string(), Some(value.into_bytes())));
         add("x-dlq-error-code", code.to_string());
         add("x-dlq-error-message", truncate(reason, 1000));
-        add("x-dlq-original-topic", message.topic.clone());
+        add("x-dlq-original-topic", message.topic.to_string());
         add("x-dlq-original-partition", message.partition.to_string());
         add("x-dlq-original-offset", message.offset.to_string());
         if let Some(timestamp) = message.timestamp {
@@ -2443,7 +2488,7 @@ impl Dispatcher {
     /// letting a later offset of its partition be stored past it).
     fn abandon(&self, work: &Work) {
         if let Ok(mut tracker) = self.shared.tracker.lock() {
-            let key = (work.message.topic.clone(), work.message.partition);
+            let key = (work.message.topic.to_string(), work.message.partition);
             if tracker.generation(&key) == Some(work.generation) {
                 self.shared.release(&mut tracker, &key);
             }

@@ -116,7 +116,11 @@ impl<'a> ChunkWriter<'a> {
             }
             _ => self.values.extend_from_slice(b"null"),
         }
-        let topic = match self.topics.iter().position(|topic| *topic == message.topic) {
+        let topic = match self
+            .topics
+            .iter()
+            .position(|topic| *topic == &*message.topic)
+        {
             Some(index) => index,
             None => {
                 self.topics.push(&message.topic);

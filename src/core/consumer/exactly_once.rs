@@ -386,7 +386,7 @@ impl Dispatcher {
             return works;
         };
         let (current, revoked): (Vec<Work>, Vec<Work>) = works.into_iter().partition(|work| {
-            let key = (work.message.topic.clone(), work.message.partition);
+            let key = (work.message.topic.to_string(), work.message.partition);
             tracker.generation(&key) == Some(work.generation)
         });
         drop(tracker);
@@ -430,7 +430,7 @@ fn next_offsets(works: &[Work]) -> Vec<TransactionOffset> {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for work in works {
         let entry = next
-            .entry((work.message.topic.as_str(), work.message.partition))
+            .entry((&*work.message.topic, work.message.partition))
             .or_insert(0);
         *entry = (*entry).max(work.message.offset + 1);
     }

@@ -163,6 +163,11 @@ impl<'a> MessageView<'a> {
             .into_owned()
     }
 
+    /// Whether both messages are of one partition (of one topic handle).
+    pub(super) fn same_partition(self, other: MessageView<'_>) -> bool {
+        self.0.partition == other.0.partition && std::ptr::eq(self.0.rkt, other.0.rkt)
+    }
+
     pub(super) fn partition(self) -> i32 {
         self.0.partition
     }
