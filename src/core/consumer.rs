@@ -559,6 +559,7 @@ struct Shared {
     uncommitted: AtomicUsize,
     /// An early commit was asked for and has not reported back.
     commit_requested: AtomicBool,
+    commit_pace: CommitPace,
     tracker: Mutex<OffsetTracker>,
     user_paused: AtomicBool,
     backpressured: AtomicBool,
@@ -787,12 +788,12 @@ impl Shared {
         self.commit_if_due(&consumer);
     }
 
-    /// Commits the stored offsets ahead of the auto-commit interval once half
-    /// of `max_in_flight` is finished but uncommitted: what a crash redelivers
-    /// stays within `max_in_flight`, while the other half keeps intake going
-    /// during the commit's round trip.
+    /// Commits the stored offsets ahead of the auto-commit interval once a
+    /// share of `max_in_flight` (see [`CommitPace`]) is finished but
+    /// uncommitted: what a crash redelivers stays within `max_in_flight`,
+    /// while the rest keeps intake going during the commit's round trip.
     fn commit_if_due(&self, consumer: &BaseConsumer<ConsumerHooks>) {
-        let due = (self.options.max_in_flight / 2).max(1);
+        let due = self.commit_pace.due(self.options.max_in_flight);
         if self.uncommitted.load(Ordering::Acquire) < due
             || self.commit_requested.swap(true, Ordering::AcqRel)
         {
@@ -808,7 +809,9 @@ impl Shared {
     /// A commit (early, automatic, on revoke or close) reported back: the
     /// messages it covered no longer count against `max_in_flight`.
     fn committed(&self, result: &KafkaResult<()>, offsets: &TopicPartitionList) {
-        self.commit_requested.store(false, Ordering::Release);
+        if self.commit_requested.swap(false, Ordering::AcqRel) {
+            self.commit_pace.reported();
+        }
         match result {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => tracing::debug!("offset commit failed: {error}"),
@@ -829,6 +832,68 @@ impl Shared {
             if self.backpressured.load(Ordering::Acquire) {
                 self.wakeup.wake();
             }
+        }
+    }
+}
+
+/// How early the next early commit is asked for: once `max_in_flight /
+/// divisor` messages are finished and uncommitted. The divisor starts at 2,
+/// so the other half of `max_in_flight` keeps intake going during the
+/// commit's round trip. That round trip passes through four threads (the
+/// poll thread, librdkafka's main and coordinator threads, the poll thread
+/// again), and on a busy machine it took up to 11 ms where the broker
+/// answered in 1: long enough for the handlers to run out of work, at
+/// 400k msg/s, while intake waited for room (bench/README.md). Each commit
+/// during which that nearly happened (intake waiting, at most an eighth of
+/// `max_in_flight` left to handle) doubles the divisor, up to 16; a run of
+/// commits without it halves the divisor again. What a crash redelivers
+/// stays within `max_in_flight` either way: only how often commits go out
+/// changes.
+#[derive(Debug)]
+struct CommitPace {
+    divisor: AtomicUsize,
+    /// The handlers nearly ran out of work while the commit now out was on
+    /// its way.
+    ran_low: AtomicBool,
+    /// Commits in a row without that.
+    unhindered: AtomicUsize,
+}
+
+impl CommitPace {
+    const MIN_DIVISOR: usize = 2;
+    const MAX_DIVISOR: usize = 16;
+    /// Commits without a wait before the divisor is halved.
+    const RELAX_AFTER: usize = 16;
+
+    fn due(&self, max_in_flight: usize) -> usize {
+        (max_in_flight / self.divisor.load(Ordering::Relaxed)).max(1)
+    }
+
+    fn work_ran_low(&self) {
+        self.ran_low.store(true, Ordering::Relaxed);
+    }
+
+    /// The early commit that was out reported back.
+    fn reported(&self) {
+        let divisor = self.divisor.load(Ordering::Relaxed);
+        if self.ran_low.swap(false, Ordering::Relaxed) {
+            self.unhindered.store(0, Ordering::Relaxed);
+            self.divisor
+                .store((divisor * 2).min(Self::MAX_DIVISOR), Ordering::Relaxed);
+        } else if self.unhindered.fetch_add(1, Ordering::Relaxed) + 1 >= Self::RELAX_AFTER {
+            self.unhindered.store(0, Ordering::Relaxed);
+            self.divisor
+                .store((divisor / 2).max(Self::MIN_DIVISOR), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for CommitPace {
+    fn default() -> Self {
+        CommitPace {
+            divisor: AtomicUsize::new(Self::MIN_DIVISOR),
+            ran_low: AtomicBool::new(false),
+            unhindered: AtomicUsize::new(0),
         }
     }
 }
@@ -1270,6 +1335,7 @@ impl ConsumerHandle {
             in_flight: AtomicUsize::new(0),
             uncommitted: AtomicUsize::new(0),
             commit_requested: AtomicBool::new(false),
+            commit_pace: CommitPace::default(),
             tracker: Mutex::new(OffsetTracker::default()),
             user_paused: AtomicBool::new(false),
             backpressured: AtomicBool::new(false),
@@ -1600,11 +1666,19 @@ fn poll_loop(
             shared.in_flight.load(Ordering::Acquire) + shared.uncommitted.load(Ordering::Acquire);
         let room = max_in_flight.saturating_sub(held);
         shared.backpressured.store(room == 0, Ordering::Release);
-        // Full, and an early commit failed or was never due: ask again, at a
-        // pace that does not flood a struggling coordinator.
-        if room == 0 && last_commit_retry.elapsed() >= COMMIT_RETRY_INTERVAL {
-            last_commit_retry = Instant::now();
-            shared.commit_if_due(&consumer);
+        if room == 0 {
+            if shared.commit_requested.load(Ordering::Acquire) {
+                // Full of finished messages waiting for the commit, not of
+                // work: the handlers are about to run out.
+                if shared.in_flight.load(Ordering::Acquire) <= max_in_flight / 8 {
+                    shared.commit_pace.work_ran_low();
+                }
+            } else if last_commit_retry.elapsed() >= COMMIT_RETRY_INTERVAL {
+                // Full, and an early commit failed or was never due: ask
+                // again, at a pace that does not flood a struggling coordinator.
+                last_commit_retry = Instant::now();
+                shared.commit_if_due(&consumer);
+            }
         }
         if let (false, true, Some(hub)) = (user_paused, room > 0, &hub) {
             hub.take(room.min(MAX_TAKEN_PER_ROUND), &mut from_hub);
@@ -2526,6 +2600,43 @@ mod tests {
     use rdkafka::producer::DefaultProducerContext;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
     use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn early_commits_are_asked_for_sooner_after_work_ran_low_during_one_and_later_again_once_it_does_not(
+    ) {
+        let pace = CommitPace::default();
+        let reported = |ran_low: bool| {
+            if ran_low {
+                pace.work_ran_low();
+            }
+            pace.reported();
+            pace.due(5000)
+        };
+        assert_eq!(pace.due(5000), 2500);
+        assert_eq!(reported(false), 2500);
+        assert_eq!(reported(true), 1250);
+        assert_eq!(reported(true), 625);
+        assert_eq!(reported(true), 312);
+        assert_eq!(reported(true), 312, "at most a sixteenth");
+        for _ in 1..CommitPace::RELAX_AFTER {
+            assert_eq!(reported(false), 312);
+        }
+        assert_eq!(reported(false), 625);
+        // A wait starts the count again.
+        for _ in 1..CommitPace::RELAX_AFTER {
+            reported(false);
+        }
+        assert_eq!(reported(true), 312);
+        for _ in 1..CommitPace::RELAX_AFTER {
+            assert_eq!(reported(false), 312);
+        }
+        assert_eq!(reported(false), 625);
+        for _ in 0..3 * CommitPace::RELAX_AFTER {
+            reported(false);
+        }
+        assert_eq!(pace.due(5000), 2500, "back to half, and no further");
+        assert_eq!(CommitPace::default().due(1), 1);
+    }
 
     #[test]
     fn runs_are_capped_by_count_and_by_bytes_but_never_empty() {
