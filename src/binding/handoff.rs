@@ -129,18 +129,35 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, yieldFlag, settle,
   function drive(messages) {
     // A batch's turn was checked before it was decoded (pump).
     if (batch) return deliverBatch(messages);
-    for (let at = 0; at < messages.length; at++) {
+    const outcome = runFrom(messages, 0);
+    return outcome === SUSPENDED ? driveLater(messages, suspendedAt, suspendedOn) : outcome;
+  }
+  // `runFrom` stopped before the run ended: at message `suspendedAt`, whose
+  // callback returned `suspendedOn`, or (with none) which waits for the next
+  // turn. Read at once by its caller, so runs never see each other's.
+  const SUSPENDED = {};
+  let suspendedAt = 0;
+  let suspendedOn;
+  // Calls the callbacks from message `at` on while they return at once: the
+  // run's outcome, or SUSPENDED.
+  function runFrom(messages, at) {
+    for (; at < messages.length; at++) {
       if (at > 0 && yieldRequested()) return [at];
-      if (overSlice()) return driveLater(messages, at, undefined);
+      if (overSlice()) return suspend(at, undefined);
       let result;
       try {
         result = callback(messages[at]);
       } catch (error) {
         return [at, reason(error)];
       }
-      if (thenable(result)) return driveLater(messages, at, result);
+      if (thenable(result)) return suspend(at, result);
     }
     return null;
+  }
+  function suspend(at, pending) {
+    suspendedAt = at;
+    suspendedOn = pending;
+    return SUSPENDED;
   }
   // The rest of a run from message `at`: once `pending` (its callback's
   // result) settles, or, with none, from `at` itself at the next turn.
@@ -155,23 +172,11 @@ const DRIVER: &str = r#"(function makeReceiver(handle, batch, yieldFlag, settle,
           return [at, reason(error)];
         }
         at++;
-        pending = undefined;
       }
-      for (; at < messages.length; at++) {
-        if (at > 0 && yieldRequested()) return [at];
-        if (overSlice()) break;
-        let result;
-        try {
-          result = callback(messages[at]);
-        } catch (error) {
-          return [at, reason(error)];
-        }
-        if (thenable(result)) {
-          pending = result;
-          break;
-        }
-      }
-      if (at >= messages.length) return null;
+      const outcome = runFrom(messages, at);
+      if (outcome !== SUSPENDED) return outcome;
+      at = suspendedAt;
+      pending = suspendedOn;
     }
   }
   // Batch mode: whether a batch is running, and whether the last one to end

@@ -1777,11 +1777,12 @@ fn accept(shared: &Shared, messages: &[MessageView<'_>], taken: &mut Vec<Work>) 
                 .count();
             let (partition_messages, later) = rest.split_at(length);
             rest = later;
+            let name = first.topic();
             let topic = match accepted.last() {
-                Some((_, topic, _)) if **topic == *first.topic() => topic.clone(),
-                _ => Arc::from(first.topic()),
+                Some((_, topic, _)) if **topic == *name => topic.clone(),
+                _ => Arc::from(name.as_str()),
             };
-            let key = (topic.to_string(), first.partition());
+            let key = (name, first.partition());
             // Not (or no longer) ours: the partition's owner will receive them.
             let Some(offsets) = tracker.partition_mut(&key) else {
                 continue;
