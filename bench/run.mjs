@@ -24,10 +24,13 @@ const ROOT = path.dirname(BENCH_DIR);
 const HOST_TARGET = 'x86_64-unknown-linux-gnu';
 
 /** Every client, in the order of the tables; 'rust' is the ceiling program. */
-const ALL_CLIENTS = ['rust', 'napi', 'napi-raw', 'kafkajs', 'confluent', 'platformatic', 'crab'];
+const ALL_CLIENTS = ['rust', 'napi', 'napi-raw', 'napi-floor', 'kafkajs', 'confluent', 'platformatic', 'crab'];
 const ALL_KINDS = ['produce-each', 'produce-batch', 'consume-each', 'consume-batch', 'latency', 'groups'];
 /** The raw-schema variant of this addon only differs when consuming. */
-const KINDS_OF = /** @type {Record<string, string[]>} */ ({ 'napi-raw': ['consume-each', 'consume-batch'] });
+const KINDS_OF = /** @type {Record<string, string[]>} */ ({
+  'napi-raw': ['consume-each', 'consume-batch'],
+  'napi-floor': ['consume-batch'],
+});
 
 /**
  * name → [parseArgs type, default, --quick default, help]

@@ -26,6 +26,19 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   npm run --silent build
 fi
 
+# The N-API floor (bench/floor/floor.rs, the `napi-floor` client): the addon's crate with
+# `--features bench-floor`, in a target directory of its own so that it never replaces the
+# addon's build (the first build compiles librdkafka again, ~2 min; later ones reuse it).
+floor="bench/floor/build/index.js"
+if [[ ! -f "$floor" || bench/floor/floor.rs -nt "$floor" || Cargo.lock -nt "$floor" ]]; then
+  echo "bench: building the N-API floor (bench/floor, --features bench-floor)..." >&2
+  npx napi build --platform --release --no-const-enum --features bench-floor \
+    --target-dir target/bench-floor --output-dir bench/floor/build >/dev/null ||
+    echo "bench: the N-API floor did not build; it will be reported as not run" >&2
+  # The generated loader is CommonJS, inside bench/'s ES-module package.
+  echo '{ "type": "commonjs" }' >bench/floor/build/package.json
+fi
+
 # The pure-Rust ceiling: built for the same --target as the addon, so it reuses the
 # addon's compiled librdkafka instead of compiling it again. It uses none of the crate's own
 # code, but as an example it depends on the crate, which cargo compiles again for it (with

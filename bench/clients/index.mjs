@@ -3,6 +3,7 @@
 // here: it is a separate program (bench/rust/ceiling.rs), run by bench/run.mjs directly.
 import { confluentClient } from './confluent.mjs';
 import { crabClient } from './crab.mjs';
+import { floorClient } from './floor.mjs';
 import { kafkajsClient } from './kafkajs.mjs';
 import { napi, napiRaw } from './napi.mjs';
 import { platformaticClient } from './platformatic.mjs';
@@ -11,6 +12,7 @@ import { platformaticClient } from './platformatic.mjs';
 export const NODE_CLIENTS = {
   napi,
   'napi-raw': napiRaw,
+  'napi-floor': floorClient,
   kafkajs: kafkajsClient,
   confluent: confluentClient,
   platformatic: platformaticClient,

@@ -12,6 +12,7 @@ const SHORT_NAMES = /** @type {Record<string, string>} */ ({
   rust: 'pure Rust',
   napi: 'kafka-napi',
   'napi-raw': 'kafka-napi (raw)',
+  'napi-floor': 'N-API floor',
   kafkajs: 'kafkajs',
   confluent: 'confluent',
   platformatic: 'platformatic',

@@ -12,6 +12,11 @@ pub mod producer;
 pub mod transaction;
 pub mod wake_queue;
 
+/// The benchmark's N-API floor, built only for `scripts/bench.sh`.
+#[cfg(feature = "bench-floor")]
+#[path = "../../bench/floor/floor.rs"]
+pub mod floor;
+
 /// Rust allocations of the addon (not Node's or librdkafka's). A consumed
 /// message is allocated on the poll thread and freed on a tokio worker or
 /// the JavaScript thread; glibc's malloc takes the allocating thread's arena
