@@ -86,11 +86,16 @@ export const floorClient = {
           return;
         }
         queued.push(texts);
-        if (!running) run();
+        if (!running) {
+          running = true;
+          setImmediate(run);
+        }
       },
     );
+    // Each batch starts in a turn of its own (the check phase), as the addon's driver starts
+    // them: started from the wake-up instead, the wake-ups of a steady stream of batches are
+    // all served in one pass of the poll phase, and timers wait for the whole backlog.
     async function run() {
-      running = true;
       while (queued.length > 0) {
         const messages = decode(params.topic, /** @type {string[]} */ (queued.shift()));
         await onBatch(messages.map((message) => message.value));
@@ -98,7 +103,7 @@ export const floorClient = {
         const next = new Map();
         for (const message of messages) next.set(message.partition, message.offset + 1);
         consumer.store([...next].flat(), messages.length);
-        if (queued.length > 0) await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
       }
       running = false;
     }
