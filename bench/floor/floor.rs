@@ -157,14 +157,11 @@ pub fn floor_consume(
         .set("group.id", &options.group_id)
         .set("session.timeout.ms", options.session_timeout_ms.to_string())
         .set("fetch.wait.max.ms", options.fetch_wait_ms.to_string())
-        // The addon's defaults (README "Configuration").
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", "5000")
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("enable.partition.eof", "false");
+        .set("auto.offset.reset", "earliest");
+    // The addon's own consumer defaults, so that librdkafka does the same work in both.
+    for (key, value) in crate::core::consumer::CONSUMER_DEFAULTS {
+        config.set(*key, *value);
+    }
     for (key, value) in options.config.unwrap_or_default() {
         config.set(key, value);
     }

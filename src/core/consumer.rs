@@ -49,7 +49,7 @@ use hub::{HubMessage, MessageHub, MessageView};
 /// Defaults for at-least-once consumption: offsets are stored by this
 /// library after handling and committed by librdkafka every interval, on
 /// revoke and on close.
-const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "true"),
     ("enable.auto.offset.store", "false"),
     ("auto.commit.interval.ms", "5000"),
