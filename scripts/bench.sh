@@ -28,7 +28,7 @@ fi
 
 # The N-API floor (bench/floor/floor.rs, the `napi-floor` client): the addon's crate with
 # `--features bench-floor`, in a target directory of its own so that it never replaces the
-# addon's build (the first build compiles librdkafka again, ~2 min; later ones reuse it).
+# addon's build (the first build compiles librdkafka again, about 4 min; later ones reuse it).
 floor="bench/floor/build/index.js"
 if [[ ! -f "$floor" || bench/floor/floor.rs -nt "$floor" || Cargo.lock -nt "$floor" ]]; then
   echo "bench: building the N-API floor (bench/floor, --features bench-floor)..." >&2

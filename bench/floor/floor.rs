@@ -19,6 +19,8 @@
 //! straight into the texts handed to JavaScript: `[values]` and
 //! `[partition, offset, timestamp, key, ...]` per chunk of about 64 KiB.
 
+use crate::binding::handoff::JsonText;
+use crate::core::schema::{Decoded, PayloadSchema};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -50,38 +52,9 @@ impl ConsumerContext for JoinFlag {
     }
 }
 
-/// A chunk's text, handed to V8 as Latin-1 (the values are ASCII here).
-pub struct ChunkText(Vec<u8>);
-
-impl ToNapiValue for ChunkText {
-    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        let mut text = std::ptr::null_mut();
-        // SAFETY: on the JavaScript thread; V8 copies the bytes.
-        napi::check_status!(unsafe {
-            if value.0.is_ascii() {
-                sys::napi_create_string_latin1(
-                    env,
-                    value.0.as_ptr().cast(),
-                    value.0.len() as isize,
-                    &mut text,
-                )
-            } else {
-                sys::napi_create_string_utf8(
-                    env,
-                    value.0.as_ptr().cast(),
-                    value.0.len() as isize,
-                    &mut text,
-                )
-            }
-        })?;
-        Ok(text)
-    }
-}
-
 /// `null` once the group assigned partitions, then each batch's chunk texts:
 /// values, metadata, values, metadata, ...
-type OnBatch =
-    ThreadsafeFunction<Option<Vec<ChunkText>>, (), Option<Vec<ChunkText>>, Status, false>;
+type OnBatch = ThreadsafeFunction<Option<Vec<JsonText>>, (), Option<Vec<JsonText>>, Status, false>;
 
 #[napi(object)]
 pub struct FloorOptions {
@@ -148,7 +121,7 @@ impl FloorConsumer {
 #[napi]
 pub fn floor_consume(
     options: FloorOptions,
-    on_batch: Function<'_, Option<Vec<ChunkText>>, ()>,
+    on_batch: Function<'_, Option<Vec<JsonText>>, ()>,
 ) -> Result<FloorConsumer> {
     let failed = |error: rdkafka::error::KafkaError| Error::from_reason(error.to_string());
     let mut config = ClientConfig::new();
@@ -172,7 +145,7 @@ pub fn floor_consume(
     );
     consumer.subscribe(&[&options.topic]).map_err(failed)?;
     let on_batch: OnBatch = on_batch
-        .build_threadsafe_function::<Option<Vec<ChunkText>>>()
+        .build_threadsafe_function::<Option<Vec<JsonText>>>()
         .callee_handled::<false>()
         .build_callback(|context| Ok(context.value))?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -228,7 +201,7 @@ impl Taker {
         !self.stop.load(Ordering::Acquire)
     }
 
-    fn hand_over(&self, on_batch: &OnBatch, texts: Vec<ChunkText>, count: usize) {
+    fn hand_over(&self, on_batch: &OnBatch, texts: Vec<JsonText>, count: usize) {
         if let Ok(mut in_flight) = self.in_flight.count.lock() {
             *in_flight += count;
         }
@@ -358,10 +331,12 @@ impl Chunk {
         offset: i64,
         timestamp: i64,
     ) -> bool {
-        let value = payload.unwrap_or(b"null");
-        if serde_json::from_slice::<serde::de::IgnoredAny>(value).is_err() {
-            return false;
-        }
+        // The addon's own check for `schema: 'json'`.
+        let value: &[u8] = match PayloadSchema::Json.decode(payload) {
+            Ok(Decoded::Json(text)) => text.as_bytes(),
+            Ok(_) => b"null",
+            Err(_) => return false,
+        };
         let opening = if self.count == 0 { b'[' } else { b',' };
         if self.count == 0 {
             self.values.reserve(CHUNK_BYTES + value.len() + 2);
@@ -398,11 +373,11 @@ impl Chunk {
         true
     }
 
-    fn finish(mut self, mut texts: Vec<ChunkText>) -> Vec<ChunkText> {
+    fn finish(mut self, mut texts: Vec<JsonText>) -> Vec<JsonText> {
         self.values.push(b']');
         self.metadata.push(b']');
-        texts.push(ChunkText(self.values));
-        texts.push(ChunkText(self.metadata));
+        texts.push(JsonText(self.values));
+        texts.push(JsonText(self.metadata));
         texts
     }
 }

@@ -641,7 +641,7 @@ impl ToNapiValue for Fetched {
 
 /// An encoded chunk, handed to V8 as Latin-1 when it is ASCII (the common
 /// case): the same characters, without UTF-8 decoding.
-struct JsonText(Vec<u8>);
+pub struct JsonText(pub(crate) Vec<u8>);
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
