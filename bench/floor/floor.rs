@@ -376,8 +376,8 @@ impl Chunk {
     fn finish(mut self, mut texts: Vec<JsonText>) -> Vec<JsonText> {
         self.values.push(b']');
         self.metadata.push(b']');
-        texts.push(JsonText(self.values));
-        texts.push(JsonText(self.metadata));
+        texts.push(JsonText(self.values.into()));
+        texts.push(JsonText(self.metadata.into()));
         texts
     }
 }

@@ -14,9 +14,11 @@
 use crate::binding::js::{self, CoreResult};
 use crate::binding::wake_queue::WakeQueue;
 use crate::core::consumer::{
-    Delivery, HandlerFailure, HandlerFuture, Interrupted, MessageHandler, YieldSignal,
+    Delivery, EncodedHandler, HandlerFailure, HandlerFuture, Interrupted, MessageHandler,
+    YieldSignal,
 };
 use crate::core::encoded::EncodedDeliveries;
+use bytes::Bytes;
 use napi::bindgen_prelude::{
     Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, ToNapiValue, Unknown,
 };
@@ -518,11 +520,24 @@ impl MessageHandler for JsHandler {
     fn handle_after(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
         self.hand_over(deliveries, true)
     }
+
+    fn as_encoded(&self) -> Option<&dyn EncodedHandler> {
+        Some(self)
+    }
+}
+
+impl EncodedHandler for JsHandler {
+    fn handle_encoded(&self, encoded: EncodedDeliveries, after_previous: bool) -> HandlerFuture {
+        self.hand_over_encoded(encoded, after_previous)
+    }
 }
 
 impl JsHandler {
     fn hand_over(&self, deliveries: Vec<Delivery>, after_previous: bool) -> HandlerFuture {
-        let encoded = EncodedDeliveries::encode(&deliveries);
+        self.hand_over_encoded(EncodedDeliveries::encode(&deliveries), after_previous)
+    }
+
+    fn hand_over_encoded(&self, encoded: EncodedDeliveries, after_previous: bool) -> HandlerFuture {
         let mailbox = self.mailbox.clone();
         let id = mailbox.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, outcome) = oneshot::channel();
@@ -641,7 +656,7 @@ impl ToNapiValue for Fetched {
 
 /// An encoded chunk, handed to V8 as Latin-1 when it is ASCII (the common
 /// case): the same characters, without UTF-8 decoding.
-pub struct JsonText(pub(crate) Vec<u8>);
+pub struct JsonText(pub(crate) Bytes);
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {

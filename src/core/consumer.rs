@@ -11,6 +11,7 @@ use crate::core::config::{ClientOptions, ClientSettings};
 use crate::core::context::KafkaContext;
 use crate::core::delivery::DeliverySink;
 use crate::core::embedded;
+use crate::core::encoded::EncodedDeliveries;
 use crate::core::error::{CoreError, Result};
 use crate::core::events::validate_topic_name;
 use crate::core::logging::{ClientLog, LogLevel, LogSink};
@@ -22,6 +23,7 @@ use crate::core::producer::{
 };
 use crate::core::schema::{self, Decoded, PayloadSchema};
 use crate::core::wakeup::Wakeup;
+use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -41,9 +43,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
+mod batcher;
 mod exactly_once;
 mod hub;
 
+use batcher::{Batcher, EncodedBatch};
 use hub::{HubMessage, MessageHub, MessageView};
 
 /// Defaults for at-least-once consumption: offsets are stored by this
@@ -297,7 +301,9 @@ pub struct ReceivedMessage {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
+    /// Shared: in batch mode a JSON value is a view into the hand-over
+    /// text the poll thread wrote it into.
+    pub payload: Option<Bytes>,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     pub timestamp: Option<i64>,
 }
@@ -372,6 +378,21 @@ pub trait MessageHandler: Send + Sync + 'static {
     fn handle_after(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
         self.handle(deliveries)
     }
+
+    /// The handler as an [`EncodedHandler`], if it is one: in batch mode
+    /// (and when it [queues runs](MessageHandler::queues_runs)) the poll
+    /// thread then encodes each batch's first attempt as it gathers it.
+    fn as_encoded(&self) -> Option<&dyn EncodedHandler> {
+        None
+    }
+}
+
+/// A handler that takes a batch's first attempt already encoded, as
+/// [`EncodedDeliveries::encode`] encodes its deliveries (attempt 1).
+pub trait EncodedHandler: Send + Sync {
+    /// As [`MessageHandler::handle`], or [`MessageHandler::handle_after`]
+    /// when `after_previous`, for the encoded messages.
+    fn handle_encoded(&self, encoded: EncodedDeliveries, after_previous: bool) -> HandlerFuture;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -571,6 +592,10 @@ struct Shared {
     /// Where assigned partitions' messages wait (see `hub`), so they are
     /// taken only when there is room while rebalance events keep flowing.
     hub: Mutex<Option<Arc<MessageHub>>>,
+    /// Batch mode with an [`EncodedHandler`]: the batch the poll thread is
+    /// gathering, which a revoke sends on before it waits for the revoked
+    /// partitions' messages to finish. Only the poll thread uses it.
+    batcher: Mutex<Option<Batcher>>,
     /// Ends the poll thread's idle wait early: the message hub received
     /// messages, handled work made room, or pause, resume or close was asked.
     /// Without it, new messages and freed room waited out the idle period.
@@ -1016,6 +1041,14 @@ impl ConsumerContext for ConsumerHooks {
                 .map(|element| (element.topic().to_string(), element.partition()))
                 .collect();
             tracing::info!("Partitions revoked: {}", describe(&revoked));
+            // Messages still being gathered into a batch count as in flight:
+            // hand them on, or the wait below would wait for nothing. (Only
+            // the poll thread takes the lock, and never across a poll.)
+            if let Ok(mut batcher) = shared.batcher.try_lock() {
+                if let Some(batcher) = batcher.as_mut() {
+                    batcher.flush();
+                }
+            }
             // Let started messages of the revoked partitions finish, so their
             // offsets are committed before another member takes over.
             shared.ask_handlers_to_yield();
@@ -1345,6 +1378,7 @@ impl ConsumerHandle {
             consumer: Mutex::new(None),
             assignment: Mutex::new(Vec::new()),
             hub: Mutex::new(None),
+            batcher: Mutex::new(None),
             instruments: ConsumerInstruments::default(),
             connected: watch::channel(false).0,
             handle_name: OnceLock::new(),
@@ -1394,13 +1428,31 @@ impl ConsumerHandle {
         });
 
         let runtime = tokio::runtime::Handle::current();
-        let (to_dispatcher, from_poller) = mpsc::unbounded_channel();
+        let encoded_batches = match shared.options.batch {
+            Some(batch)
+                if shared.options.exactly_once.is_none()
+                    && handler.queues_runs()
+                    && handler.as_encoded().is_some() =>
+            {
+                Some(batch)
+            }
+            _ => None,
+        };
+        let (outlet, incoming) = match encoded_batches {
+            Some(batch) => {
+                let (to_dispatcher, from_poller) = mpsc::unbounded_channel();
+                if let Ok(mut slot) = shared.batcher.lock() {
+                    *slot = Some(Batcher::new(to_dispatcher, batch));
+                }
+                (Outlet::Batches, Incoming::Batches(from_poller))
+            }
+            None => {
+                let (to_dispatcher, from_poller) = mpsc::unbounded_channel();
+                (Outlet::Works(to_dispatcher), Incoming::Works(from_poller))
+            }
+        };
         let dispatcher = Dispatcher::new(shared.clone(), handler, dead_letters.clone());
-        let dispatched = runtime.spawn(
-            dispatcher
-                .run(from_poller)
-                .instrument(shared.span().clone()),
-        );
+        let dispatched = runtime.spawn(dispatcher.run(incoming).instrument(shared.span().clone()));
         let (stop, stop_requested) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         let poller_shared = shared.clone();
@@ -1408,9 +1460,7 @@ impl ConsumerHandle {
             .name(format!("kafka-consumer-{}", shared.name))
             .spawn(move || {
                 let span = poller_shared.span().clone();
-                span.in_scope(|| {
-                    poll_loop(&poller_shared, consumer, to_dispatcher, stop_requested)
-                });
+                span.in_scope(|| poll_loop(&poller_shared, consumer, outlet, stop_requested));
                 // The dispatcher ends once the channel closes and its work drains.
                 let _ = runtime.block_on(dispatched);
                 if let Some(producer) = dead_letters.and_then(|lazy| lazy.created()) {
@@ -1610,13 +1660,30 @@ fn run_length(sizes: impl Iterator<Item = usize>) -> usize {
 struct Work {
     message: Arc<ReceivedMessage>,
     generation: u64,
-    verdict: std::result::Result<ValueForm, (String, String)>,
+    verdict: WorkVerdict,
+}
+
+/// How the handler sees a valid message, or why it is invalid (code, reason).
+type WorkVerdict = std::result::Result<ValueForm, (String, String)>;
+
+/// Where the poll thread hands on the messages it takes.
+enum Outlet {
+    /// As they come: the dispatcher cuts them into lanes or batches.
+    Works(mpsc::UnboundedSender<Vec<Work>>),
+    /// Into the batch `Shared::batcher` is gathering.
+    Batches,
+}
+
+/// What the dispatcher receives, as the poll thread hands it on.
+enum Incoming {
+    Works(mpsc::UnboundedReceiver<Vec<Work>>),
+    Batches(mpsc::UnboundedReceiver<EncodedBatch>),
 }
 
 fn poll_loop(
     shared: &Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
-    to_dispatcher: mpsc::UnboundedSender<Vec<Work>>,
+    outlet: Outlet,
     mut stop_requested: oneshot::Receiver<()>,
 ) {
     let max_in_flight = shared.options.max_in_flight;
@@ -1661,7 +1728,7 @@ fn poll_loop(
         // librdkafka's bounded prefetch, which stops fetching when full.
         // Handed over once per round: a channel send per message would wake
         // the dispatcher (a futex call) per message.
-        let mut taken: Vec<Work> = Vec::new();
+        let mut idle = true;
         let held =
             shared.in_flight.load(Ordering::Acquire) + shared.uncommitted.load(Ordering::Acquire);
         let room = max_in_flight.saturating_sub(held);
@@ -1693,29 +1760,42 @@ fn poll_loop(
                     None => true,
                 })
                 .collect();
-            accept(shared, &views, &mut taken);
+            idle = views.is_empty();
+            let handed_on = hand_on(shared, &outlet, &views);
             drop(views);
             from_hub.clear();
+            if !handed_on {
+                break;
+            }
         }
-        let idle = taken.is_empty();
-        if !idle && to_dispatcher.send(taken).is_err() {
-            break;
+        let mut batch_due_in = None;
+        if let Outlet::Batches = outlet {
+            let Ok(mut batcher) = shared.batcher.lock() else {
+                break;
+            };
+            let Some(batcher) = batcher.as_mut() else {
+                break;
+            };
+            if !batcher.send_if_due() {
+                break;
+            }
+            batch_due_in = batcher.due_in();
         }
         // Serve rebalances, errors and logs; when idle, wait for messages,
-        // room, or the next events.
+        // room, the next events, or the open batch's end.
         match consumer.poll(Duration::ZERO) {
             None => {
                 // Checked only when idle: a busy round comes back at once anyway.
                 if idle && !hub.as_ref().is_some_and(|hub| hub.events_waiting()) {
-                    shared.wakeup.wait(IDLE_WAIT);
+                    shared
+                        .wakeup
+                        .wait(batch_due_in.map_or(IDLE_WAIT, |due| due.min(IDLE_WAIT)));
                 }
             }
             Some(Err(error)) => errors.report(&error),
             // A partition not attached to the hub (yet): handle its message all the same.
             Some(Ok(message)) => {
-                let mut work = Vec::new();
-                accept(shared, &[MessageView::of(&message)], &mut work);
-                if !work.is_empty() && to_dispatcher.send(work).is_err() {
+                if !hand_on(shared, &outlet, &[MessageView::of(&message)]) {
                     break;
                 }
             }
@@ -1725,20 +1805,26 @@ fn poll_loop(
     // The hub holds the consumer: only its last holder may close it.
     drop(hub);
     let hub = shared.hub.lock().ok().and_then(|mut slot| slot.take());
-    finish_close(shared, consumer, to_dispatcher, hub);
+    finish_close(shared, consumer, outlet, hub);
 }
 
 /// Closing: no more fetching; let what was handed out finish, commit, leave.
 fn finish_close(
     shared: &Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerHooks>>,
-    to_dispatcher: mpsc::UnboundedSender<Vec<Work>>,
+    outlet: Outlet,
     hub: Option<Arc<MessageHub>>,
 ) {
     if let Ok(assignment) = consumer.assignment() {
         let _ = consumer.pause(&assignment);
     }
-    drop(to_dispatcher);
+    // Closing the channel (the batcher holds its sender) lets the
+    // dispatcher end once what was handed on is done.
+    drop(outlet);
+    let batcher = shared.batcher.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(mut batcher) = batcher {
+        batcher.flush();
+    }
     shared.ask_handlers_to_yield();
     let deadline = Instant::now() + shared.options.drain_timeout;
     while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
@@ -1760,13 +1846,46 @@ fn finish_close(
     drop(consumer);
 }
 
+/// Registers taken messages and hands them on to the dispatcher; false once
+/// the dispatcher is gone.
+fn hand_on(shared: &Shared, outlet: &Outlet, messages: &[MessageView<'_>]) -> bool {
+    let accepted = accept(shared, messages);
+    if accepted.is_empty() {
+        return true;
+    }
+    match outlet {
+        Outlet::Works(to_dispatcher) => {
+            let works = accepted
+                .into_iter()
+                .map(|(message, topic, generation)| work_of(shared, message, topic, generation))
+                .collect();
+            to_dispatcher.send(works).is_ok()
+        }
+        Outlet::Batches => {
+            let Ok(mut batcher) = shared.batcher.lock() else {
+                return false;
+            };
+            let Some(batcher) = batcher.as_mut() else {
+                return false;
+            };
+            accepted
+                .into_iter()
+                .all(|(message, topic, generation)| batcher.add(shared, message, topic, generation))
+        }
+    }
+}
+
 /// Registers received messages as work for the dispatcher, leaving out those
-/// whose partition is not (or no longer) this member's. The offset tracker
+/// whose partition is not (or no longer) this member's: the ones to hand on,
+/// with their topic and partition generation. The offset tracker
 /// is locked once for them all and looked up once per partition, and the
 /// in-flight count is raised once: per message, the lock, two lookups, two
 /// shared counters and a copy of the topic name cost the poll thread more
 /// than copying the value did.
-fn accept(shared: &Shared, messages: &[MessageView<'_>], taken: &mut Vec<Work>) {
+fn accept<'m>(
+    shared: &Shared,
+    messages: &[MessageView<'m>],
+) -> Vec<(MessageView<'m>, Arc<str>, u64)> {
     let mut accepted: Vec<(MessageView<'_>, Arc<str>, u64)> = Vec::with_capacity(messages.len());
     if let Ok(mut tracker) = shared.tracker.lock() {
         let mut rest = messages;
@@ -1793,18 +1912,14 @@ fn accept(shared: &Shared, messages: &[MessageView<'_>], taken: &mut Vec<Work>) 
             }
         }
     }
-    if accepted.is_empty() {
-        return;
+    if !accepted.is_empty() {
+        shared.in_flight.fetch_add(accepted.len(), Ordering::AcqRel);
+        shared
+            .counters
+            .received
+            .fetch_add(accepted.len() as u64, Ordering::Relaxed);
     }
-    shared.in_flight.fetch_add(accepted.len(), Ordering::AcqRel);
-    shared
-        .counters
-        .received
-        .fetch_add(accepted.len() as u64, Ordering::Relaxed);
-    taken.reserve(accepted.len());
-    for (message, topic, generation) in accepted {
-        taken.push(work_of(shared, message, topic, generation));
-    }
+    accepted
 }
 
 /// A registered message, copied out of librdkafka, with its validation.
@@ -1814,35 +1929,39 @@ fn work_of(shared: &Shared, message: MessageView<'_>, topic: Arc<str>, generatio
         "Received message from topic: {topic}, partition: {}, offset: {offset}",
         message.partition()
     );
+    let payload = message.payload();
     let received = ReceivedMessage {
         topic,
         partition: message.partition(),
         offset,
         key: message.key().map(<[u8]>::to_vec),
-        payload: message.payload().map(<[u8]>::to_vec),
+        payload: payload.map(Bytes::copy_from_slice),
         headers: message.headers(),
         timestamp: message.timestamp(),
-    };
-    let size = received.payload.as_ref().map_or(0, Vec::len);
-    let max_value_bytes = shared.options.max_value_bytes;
-    // Checked before decoding: an oversized value is never parsed.
-    let verdict = if size > max_value_bytes {
-        Err((
-            schema::ERR_VALUE_TOO_LARGE.to_string(),
-            format!("value of {size} bytes exceeds maxValueBytes ({max_value_bytes})"),
-        ))
-    } else {
-        match shared.options.schema.decode(received.payload.as_deref()) {
-            Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
-            Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
-            Ok(Decoded::Null) => Ok(ValueForm::Null),
-            Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
-        }
     };
     Work {
         message: Arc::new(received),
         generation,
-        verdict,
+        verdict: verdict_of(shared, payload),
+    }
+}
+
+/// Validates a payload against the consumer's schema and size limit.
+fn verdict_of(shared: &Shared, payload: Option<&[u8]>) -> WorkVerdict {
+    let size = payload.map_or(0, <[u8]>::len);
+    let max_value_bytes = shared.options.max_value_bytes;
+    // Checked before decoding: an oversized value is never parsed.
+    if size > max_value_bytes {
+        return Err((
+            schema::ERR_VALUE_TOO_LARGE.to_string(),
+            format!("value of {size} bytes exceeds maxValueBytes ({max_value_bytes})"),
+        ));
+    }
+    match shared.options.schema.decode(payload) {
+        Ok(Decoded::Raw(_)) => Ok(ValueForm::Raw),
+        Ok(Decoded::Json(_)) => Ok(ValueForm::Json),
+        Ok(Decoded::Null) => Ok(ValueForm::Null),
+        Err(rejection) => Err((rejection.code.to_string(), rejection.message)),
     }
 }
 
@@ -2015,7 +2134,11 @@ impl Dispatcher {
         })
     }
 
-    async fn run(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Vec<Work>>) {
+    async fn run(self: Arc<Self>, incoming: Incoming) {
+        let mut incoming = match incoming {
+            Incoming::Batches(mut batches) => return self.run_encoded_batches(&mut batches).await,
+            Incoming::Works(works) => works,
+        };
         let options = &self.shared.options;
         match (&options.exactly_once, options.batch) {
             // Runs of what arrived, one transaction each, in arrival order.
@@ -2096,7 +2219,7 @@ impl Dispatcher {
                         let take = run_length(
                             queue
                                 .iter()
-                                .map(|work| work.message.payload.as_ref().map_or(0, Vec::len)),
+                                .map(|work| work.message.payload.as_ref().map_or(0, Bytes::len)),
                         );
                         queue.drain(..take).collect()
                     }
@@ -2264,6 +2387,48 @@ impl Dispatcher {
                 ahead = gatherer.full_batch().map(|works| self.start(works, true));
             }
             in_step = self.complete(current).await;
+        }
+    }
+
+    /// As `run_pipelined_batches`, for batches the poll thread cut and
+    /// encoded: a batch that is waiting goes ahead (each one it hands on is
+    /// complete).
+    async fn run_encoded_batches(&self, incoming: &mut mpsc::UnboundedReceiver<EncodedBatch>) {
+        let mut ahead: Option<StartedBatch> = None;
+        let mut in_step = true;
+        loop {
+            let current = match ahead.take() {
+                Some(started) => started,
+                None => match incoming.recv().await {
+                    Some(batch) => self.start_encoded(batch, false),
+                    None => return,
+                },
+            };
+            if in_step {
+                ahead = incoming
+                    .try_recv()
+                    .ok()
+                    .map(|batch| self.start_encoded(batch, true));
+            }
+            in_step = self.complete(current).await;
+        }
+    }
+
+    /// As `start`, handing the batch's valid messages over as the poll
+    /// thread encoded them.
+    fn start_encoded(&self, batch: EncodedBatch, after_previous: bool) -> StartedBatch {
+        let EncodedBatch { works, encoded } = batch;
+        let Some(handler) = self.handler.as_encoded() else {
+            return self.start(works, after_previous);
+        };
+        let (valid, invalid): (Vec<Work>, Vec<Work>) =
+            works.into_iter().partition(|work| work.verdict.is_ok());
+        let first_attempt = (!valid.is_empty() && !self.skip_if_revoked(&valid))
+            .then(|| handler.handle_encoded(encoded, after_previous));
+        StartedBatch {
+            valid,
+            invalid,
+            first_attempt,
         }
     }
 
@@ -2552,7 +2717,7 @@ impl Dispatcher {
         Some(OutgoingMessage {
             topic,
             key: message.key.clone(),
-            value: message.payload.clone(),
+            value: message.payload.as_deref().map(<[u8]>::to_vec),
             headers,
             partition: None,
             timestamp: message.timestamp,
@@ -2884,10 +3049,35 @@ mod tests {
         last_did_not_succeed: std::sync::atomic::AtomicBool,
         handed_ahead: AtomicU32,
         not_started: AtomicU32,
+        /// Takes first attempts encoded by the poll thread, as the
+        /// JavaScript driver does.
+        encoded: bool,
+        encoded_calls: AtomicU32,
+    }
+
+    /// Offset, attempt and value of each message of a call.
+    type Seen = Vec<(i64, u32, serde_json::Value)>;
+
+    /// The messages of an encoded batch, read back from its chunks.
+    fn seen_in(encoded: &EncodedDeliveries) -> Seen {
+        let mut seen = Vec::new();
+        for chunk in &encoded.chunks {
+            let chunk: serde_json::Value = serde_json::from_slice(chunk).unwrap();
+            let values = chunk[0].as_array().unwrap();
+            let numbers = chunk[3].as_array().unwrap();
+            for (index, value) in values.iter().enumerate() {
+                let number = |field: usize| numbers[index * 5 + field].as_i64().unwrap();
+                seen.push((number(2), number(4) as u32, value.clone()));
+            }
+        }
+        seen
     }
 
     impl OrderedBatches {
-        fn run(&self, deliveries: Vec<Delivery>, after_previous: bool) -> HandlerFuture {
+        fn run(&self, seen: Seen, after_previous: bool) -> HandlerFuture {
+            for (offset, _, value) in &seen {
+                assert_eq!(value, &serde_json::json!({ "id": offset }));
+            }
             if after_previous {
                 self.handed_ahead.fetch_add(1, Ordering::SeqCst);
                 if self.last_did_not_succeed.load(Ordering::SeqCst) {
@@ -2895,13 +3085,13 @@ mod tests {
                     return Box::pin(async { Err(Interrupted::Yielded { index: 0 }) });
                 }
             }
-            let offsets: Vec<i64> = deliveries.iter().map(|d| d.message.offset).collect();
+            let offsets: Vec<i64> = seen.iter().map(|(offset, _, _)| *offset).collect();
             let fails = {
                 let mut failing = self.failing.lock().unwrap();
                 offsets.iter().any(|offset| failing.remove(offset))
             };
             self.last_did_not_succeed.store(fails, Ordering::SeqCst);
-            let attempt = deliveries[0].attempt;
+            let attempt = seen[0].1;
             self.calls.lock().unwrap().push((offsets, attempt, !fails));
             Box::pin(async move {
                 if fails {
@@ -2916,25 +3106,69 @@ mod tests {
         }
     }
 
+    /// Offset, attempt and value of each delivery.
+    fn seen_of(deliveries: &[Delivery]) -> Seen {
+        deliveries
+            .iter()
+            .map(|delivery| {
+                let payload = delivery.message.payload.as_deref().unwrap();
+                let value = serde_json::from_slice(payload).unwrap();
+                (delivery.message.offset, delivery.attempt, value)
+            })
+            .collect()
+    }
+
     impl MessageHandler for OrderedBatches {
         fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
-            self.run(deliveries, false)
+            self.run(seen_of(&deliveries), false)
         }
         fn queues_runs(&self) -> bool {
             true
         }
         fn handle_after(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
-            self.run(deliveries, true)
+            self.run(seen_of(&deliveries), true)
+        }
+        fn as_encoded(&self) -> Option<&dyn EncodedHandler> {
+            self.encoded.then_some(self as &dyn EncodedHandler)
+        }
+    }
+
+    impl EncodedHandler for OrderedBatches {
+        fn handle_encoded(
+            &self,
+            encoded: EncodedDeliveries,
+            after_previous: bool,
+        ) -> HandlerFuture {
+            self.encoded_calls.fetch_add(1, Ordering::SeqCst);
+            let seen = seen_in(&encoded);
+            assert!(seen.iter().all(|(_, attempt, _)| *attempt == 1));
+            self.run(seen, after_previous)
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_handed_over_ahead_are_handled_in_order_around_failures() {
+        handled_in_order_around_failures(false).await;
+    }
+
+    /// The same with batches cut and encoded by the poll thread: retries
+    /// are encoded again from the payloads, views into the first encoding.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn encoded_batches_are_handled_in_order_around_failures() {
+        handled_in_order_around_failures(true).await;
+    }
+
+    async fn handled_in_order_around_failures(encoded: bool) {
         let total = 300;
         let values = (0..total)
             .map(|i| format!("{{\"id\":{i}}}").into_bytes())
             .collect();
-        let (_cluster, mut options) = mock_cluster_with("ahead", "ahead-group", values).await;
+        let group = if encoded {
+            "encoded-group"
+        } else {
+            "ahead-group"
+        };
+        let (_cluster, mut options) = mock_cluster_with("ahead", group, values).await;
         options.batch = Some(BatchOptions {
             max_messages: 10,
             max_wait: Duration::from_millis(5),
@@ -2944,7 +3178,10 @@ mod tests {
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
         };
-        let handler = Arc::new(OrderedBatches::default());
+        let handler = Arc::new(OrderedBatches {
+            encoded,
+            ..OrderedBatches::default()
+        });
         handler.failing.lock().unwrap().extend([95, 96, 200]);
         let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
             .await
@@ -2970,6 +3207,7 @@ mod tests {
         assert!(handler.handed_ahead.load(Ordering::SeqCst) > 0);
         assert!(handler.not_started.load(Ordering::SeqCst) > 0);
         assert_eq!(consumer.stats().processed, total);
+        assert_eq!(handler.encoded_calls.load(Ordering::SeqCst) > 0, encoded);
     }
 
     struct Counts(AtomicU32);
@@ -3170,6 +3408,152 @@ mod tests {
         }
     }
 
+    /// A dead-letter topic's message: its value and headers.
+    type ParkedMessage = (Option<Vec<u8>>, HashMap<String, String>);
+
+    /// The first `count` messages of a dead-letter topic.
+    fn dead_letters(bootstrap: &str, topic: &str, count: usize) -> Vec<ParkedMessage> {
+        tokio::task::block_in_place(|| {
+            let reader: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("group.id", format!("{topic}-reader"))
+                .create()
+                .unwrap();
+            let mut partitions = TopicPartitionList::new();
+            partitions
+                .add_partition_offset(topic, 0, Offset::Beginning)
+                .unwrap();
+            reader.assign(&partitions).unwrap();
+            (0..count)
+                .map(|_| {
+                    let message = reader
+                        .poll(Duration::from_secs(10))
+                        .expect("a parked message")
+                        .unwrap();
+                    let headers: HashMap<String, String> = message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|header| {
+                                    let value = header.value.unwrap_or_default();
+                                    (
+                                        header.key.to_string(),
+                                        String::from_utf8_lossy(value).into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (message.payload().map(<[u8]>::to_vec), headers)
+                })
+                .collect()
+        })
+    }
+
+    /// Fails every attempt at a batch holding `failing`; takes batches encoded.
+    struct FailsEncoded {
+        failing: i64,
+        handled: Mutex<Vec<i64>>,
+    }
+
+    impl FailsEncoded {
+        fn run(&self, seen: Seen) -> HandlerFuture {
+            let offsets: Vec<i64> = seen.iter().map(|(offset, _, _)| *offset).collect();
+            if offsets.contains(&self.failing) {
+                return Box::pin(async {
+                    Err(Interrupted::Failed(HandlerFailure {
+                        index: 0,
+                        message: "always fails".into(),
+                    }))
+                });
+            }
+            self.handled.lock().unwrap().extend(offsets);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    impl MessageHandler for FailsEncoded {
+        fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+            self.run(seen_of(&deliveries))
+        }
+        fn queues_runs(&self) -> bool {
+            true
+        }
+        fn as_encoded(&self) -> Option<&dyn EncodedHandler> {
+            Some(self)
+        }
+    }
+
+    impl EncodedHandler for FailsEncoded {
+        fn handle_encoded(
+            &self,
+            encoded: EncodedDeliveries,
+            _after_previous: bool,
+        ) -> HandlerFuture {
+            self.run(seen_in(&encoded))
+        }
+    }
+
+    /// In encoded batches an invalid value is left out of the encoding and
+    /// parked as it came, and a batch that keeps failing is parked with each
+    /// value as it came (the payloads are views into the encoded texts).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn encoded_batches_park_invalid_and_failing_messages_with_their_values() {
+        let mut values: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("{{\"id\":{i}}}").into_bytes())
+            .collect();
+        values[7] = b"{not json".to_vec();
+        let (cluster, mut options) = mock_cluster_with("parked", "parked-group", values).await;
+        let bootstrap = cluster.bootstrap_servers();
+        options.batch = Some(BatchOptions {
+            max_messages: 10,
+            max_wait: Duration::from_millis(5),
+        });
+        options.retry = RetryPolicy {
+            retries: 1,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(5),
+        };
+        let handler = Arc::new(FailsEncoded {
+            failing: 25,
+            handled: Mutex::default(),
+        });
+        let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while consumer.stats().dead_lettered < 11 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        consumer.close().await.unwrap();
+
+        let handled = handler.handled.lock().unwrap().clone();
+        let failing_batch: Vec<i64> = handled
+            .iter()
+            .copied()
+            .filter(|offset| (20..30).contains(offset))
+            .collect();
+        assert!(failing_batch.is_empty(), "{handled:?}");
+        let parked = dead_letters(&bootstrap, "parked.dlq", 11);
+        assert_eq!(parked[0].0.as_deref(), Some(&b"{not json"[..]));
+        assert_eq!(parked[0].1["x-dlq-original-offset"], "7");
+        for (index, (value, headers)) in parked[1..].iter().enumerate() {
+            let offset = 20 + index;
+            assert_eq!(headers["x-dlq-original-offset"], offset.to_string());
+            assert_eq!(headers["x-dlq-error-code"], "ERR_HANDLER_FAILED");
+            assert_eq!(
+                value.as_deref(),
+                Some(format!("{{\"id\":{offset}}}").as_bytes())
+            );
+        }
+        let mut expected: Vec<i64> = (0..40).filter(|offset| *offset != 7).collect();
+        expected.retain(|offset| !(20..30).contains(offset));
+        let mut handled = handled;
+        handled.sort_unstable();
+        assert_eq!(handled, expected);
+    }
+
     /// An oversized value is parked without ever reaching the handler; when
     /// the dead-letter topic refuses it as too large, it is parked without
     /// its value instead of holding the partition back for good.
@@ -3205,38 +3589,7 @@ mod tests {
         );
         consumer.close().await.unwrap();
 
-        let parked = tokio::task::block_in_place(|| {
-            let reader: BaseConsumer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .set("group.id", "oversized-reader")
-                .create()
-                .unwrap();
-            let mut partitions = TopicPartitionList::new();
-            partitions
-                .add_partition_offset("big.dlq", 0, Offset::Beginning)
-                .unwrap();
-            reader.assign(&partitions).unwrap();
-            let message = reader
-                .poll(Duration::from_secs(10))
-                .expect("a parked message")
-                .unwrap();
-            let headers: HashMap<String, String> = message
-                .headers()
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .map(|header| {
-                            let value = header.value.unwrap_or_default();
-                            (
-                                header.key.to_string(),
-                                String::from_utf8_lossy(value).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            (message.payload().map(<[u8]>::to_vec), headers)
-        });
+        let parked = dead_letters(&bootstrap, "big.dlq", 1).remove(0);
         assert_eq!(parked.0, None);
         assert_eq!(parked.1["x-dlq-error-code"], "ERR_VALUE_TOO_LARGE");
         assert_eq!(parked.1["x-dlq-original-offset"], "0");

@@ -14,9 +14,12 @@
 //! strings below 128 KiB in its young generation, while a larger one gets
 //! pages of its own, mapped (and page-faulted) afresh for every hand-over.
 
-use crate::core::consumer::{Delivery, ValueForm};
+use crate::core::consumer::{Delivery, ReceivedMessage, ValueForm};
 use crate::core::trace;
+use bytes::Bytes;
 use std::io::Write;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// A chunk is closed once its values hold this much; one message may exceed it.
 pub const CHUNK_BYTES: usize = 64 * 1024;
@@ -39,7 +42,10 @@ pub struct EncodedDeliveries {
     /// - `extras`: for each message that has headers, in order, its index in
     ///   the chunk, its headers (an object of texts and `null`s), and its
     ///   trace context (or `null`). A message without headers has `{}`.
-    pub chunks: Vec<Vec<u8>>,
+    ///
+    /// Shared (`Bytes`) because a JSON value written by the poll thread
+    /// stays in its chunk: the message's payload is a view into it.
+    pub chunks: Vec<Bytes>,
     /// Present when some value is raw.
     pub payloads: Option<Vec<u8>>,
 }
@@ -50,60 +56,143 @@ impl EncodedDeliveries {
     /// JavaScript thread, so the event loop only parses them and assembles
     /// each message from its columns.
     pub fn encode(deliveries: &[Delivery]) -> Self {
-        let mut chunks = Vec::new();
-        let mut chunk = ChunkWriter::default();
-        let mut payloads: Option<Vec<u8>> = None;
+        let mut writer = EncodedWriter::default();
         for delivery in deliveries {
-            chunk.push(delivery, &mut payloads);
-            if chunk.values.len() >= CHUNK_BYTES {
-                chunks.push(chunk.finish());
-            }
+            writer.push(&Entry::of(
+                &delivery.message,
+                delivery.form,
+                delivery.attempt,
+            ));
         }
-        if chunk.count > 0 || chunks.is_empty() {
-            chunks.push(chunk.finish());
+        writer.finish()
+    }
+}
+
+/// A message as the chunk writer reads it: a received message's fields,
+/// or the same read from librdkafka's own message on the poll thread.
+pub struct Entry<'a> {
+    pub form: ValueForm,
+    pub payload: Option<&'a [u8]>,
+    pub topic: &'a Arc<str>,
+    pub key: Option<&'a [u8]>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub attempt: u32,
+    pub headers: &'a [(String, Option<Vec<u8>>)],
+}
+
+impl<'a> Entry<'a> {
+    pub fn of(message: &'a ReceivedMessage, form: ValueForm, attempt: u32) -> Self {
+        Entry {
+            form,
+            payload: message.payload.as_deref(),
+            topic: &message.topic,
+            key: message.key.as_deref(),
+            partition: message.partition,
+            offset: message.offset,
+            timestamp: message.timestamp,
+            attempt,
+            headers: &message.headers,
+        }
+    }
+}
+
+/// Where an entry's value went, for the payload to be a view of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The JSON value is `range` of chunk `chunk`'s text.
+    Json { chunk: usize, range: Range<usize> },
+    /// Raw bytes (at `range` of `payloads`), or no value.
+    Elsewhere,
+}
+
+/// Writes a run's entries into chunks as they come.
+#[derive(Default)]
+pub struct EncodedWriter {
+    chunk: ChunkWriter,
+    chunks: Vec<Bytes>,
+    payloads: Option<Vec<u8>>,
+    raw_seen: bool,
+}
+
+impl EncodedWriter {
+    /// Appends an entry; where its value was written.
+    pub fn push(&mut self, entry: &Entry<'_>) -> Written {
+        if entry.form == ValueForm::Raw && entry.payload.is_some() {
+            self.raw_seen = true;
+        }
+        let range = self.chunk.push(entry, &mut self.payloads);
+        let written = match range {
+            Some(range) => Written::Json {
+                chunk: self.chunks.len(),
+                range,
+            },
+            None => Written::Elsewhere,
+        };
+        if self.chunk.values.len() >= CHUNK_BYTES {
+            self.chunks.push(self.chunk.finish().into());
+        }
+        written
+    }
+
+    /// Messages written so far.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.chunk.count == 0
+    }
+
+    pub fn finish(mut self) -> EncodedDeliveries {
+        if self.chunk.count > 0 || self.chunks.is_empty() {
+            self.chunks.push(self.chunk.finish().into());
         }
         // Raw messages always need the buffer, even when every payload is empty.
-        if payloads.is_none()
-            && deliveries.iter().any(|delivery| {
-                delivery.form == ValueForm::Raw && delivery.message.payload.is_some()
-            })
-        {
-            payloads = Some(Vec::new());
+        if self.payloads.is_none() && self.raw_seen {
+            self.payloads = Some(Vec::new());
         }
-        EncodedDeliveries { chunks, payloads }
+        EncodedDeliveries {
+            chunks: self.chunks,
+            payloads: self.payloads,
+        }
     }
 }
 
 /// One chunk's columns as they are written; the values column becomes the
 /// chunk's text, so a payload is copied once.
 #[derive(Default)]
-struct ChunkWriter<'a> {
+struct ChunkWriter {
     values: Vec<u8>,
-    topics: Vec<&'a str>,
+    topics: Vec<Arc<str>>,
     keys: Vec<u8>,
     numbers: Vec<u8>,
     extras: Vec<u8>,
     count: usize,
 }
 
-impl<'a> ChunkWriter<'a> {
-    fn push(&mut self, delivery: &'a Delivery, payloads: &mut Option<Vec<u8>>) {
-        let message = &delivery.message;
+impl ChunkWriter {
+    /// Appends an entry; the range of the chunk's text its JSON value took.
+    fn push(&mut self, entry: &Entry<'_>, payloads: &mut Option<Vec<u8>>) -> Option<Range<usize>> {
         let separator = |column: &mut Vec<u8>| {
             if !column.is_empty() {
                 column.push(b',');
             }
         };
         if self.values.is_empty() {
+            // Room for the other columns too: they are appended to the
+            // values (`finish`), and growing then would copy them all.
             self.values
-                .reserve(CHUNK_BYTES + message.payload.as_ref().map_or(0, Vec::len) + 64);
+                .reserve(CHUNK_BYTES + CHUNK_BYTES / 2 + entry.payload.map_or(0, <[u8]>::len));
             self.values.extend_from_slice(b"[[");
         } else {
             self.values.push(b',');
         }
-        match (delivery.form, &message.payload) {
+        let mut json_range = None;
+        match (entry.form, entry.payload) {
             // Validated JSON (hence UTF-8) when it was decoded as such.
-            (ValueForm::Json, Some(payload)) => self.values.extend_from_slice(payload),
+            (ValueForm::Json, Some(payload)) => {
+                let start = self.values.len();
+                self.values.extend_from_slice(payload);
+                json_range = Some(start..self.values.len());
+            }
             (ValueForm::Raw, Some(payload)) => {
                 let buffer = payloads.get_or_insert_with(Vec::new);
                 let start = buffer.len();
@@ -116,37 +205,33 @@ impl<'a> ChunkWriter<'a> {
             }
             _ => self.values.extend_from_slice(b"null"),
         }
-        let topic = match self
-            .topics
-            .iter()
-            .position(|topic| *topic == &*message.topic)
-        {
+        let topic = match self.topics.iter().position(|topic| topic == entry.topic) {
             Some(index) => index,
             None => {
-                self.topics.push(&message.topic);
+                self.topics.push(entry.topic.clone());
                 self.topics.len() - 1
             }
         };
         separator(&mut self.keys);
-        push_optional_text(&mut self.keys, message.key.as_deref());
+        push_optional_text(&mut self.keys, entry.key);
         separator(&mut self.numbers);
         push_integer(&mut self.numbers, topic);
         self.numbers.push(b',');
-        push_integer(&mut self.numbers, message.partition);
+        push_integer(&mut self.numbers, entry.partition);
         self.numbers.push(b',');
-        push_integer(&mut self.numbers, message.offset);
+        push_integer(&mut self.numbers, entry.offset);
         self.numbers.push(b',');
-        match message.timestamp {
+        match entry.timestamp {
             Some(timestamp) => push_integer(&mut self.numbers, timestamp),
             None => self.numbers.extend_from_slice(b"null"),
         }
         self.numbers.push(b',');
-        push_integer(&mut self.numbers, delivery.attempt);
-        if !message.headers.is_empty() {
+        push_integer(&mut self.numbers, entry.attempt);
+        if !entry.headers.is_empty() {
             separator(&mut self.extras);
             push_integer(&mut self.extras, self.count);
             self.extras.extend_from_slice(b",{");
-            for (position, (name, value)) in message.headers.iter().enumerate() {
+            for (position, (name, value)) in entry.headers.iter().enumerate() {
                 if position > 0 {
                     self.extras.push(b',');
                 }
@@ -155,12 +240,14 @@ impl<'a> ChunkWriter<'a> {
                 push_optional_text(&mut self.extras, value.as_deref());
             }
             self.extras.extend_from_slice(b"},");
-            push_trace_context(&mut self.extras, &message.headers);
+            push_trace_context(&mut self.extras, entry.headers);
         }
         self.count += 1;
+        json_range
     }
 
-    /// The chunk's text; the writer is empty again.
+    /// The chunk's text, which starts with its values (the ranges `push`
+    /// returned stay valid); the writer is empty again.
     fn finish(&mut self) -> Vec<u8> {
         let mut text = std::mem::take(&mut self.values);
         if text.is_empty() {
@@ -301,7 +388,7 @@ mod tests {
                 partition: 3,
                 offset: 42,
                 key: key.map(<[u8]>::to_vec),
-                payload: payload.map(<[u8]>::to_vec),
+                payload: payload.map(bytes::Bytes::copy_from_slice),
                 headers: vec![
                     ("trace\"id".into(), Some(b"a\nb".to_vec())),
                     ("__proto__".into(), None),
