@@ -2760,6 +2760,7 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::encoded::NUMBERS_PER_MESSAGE;
     use crate::core::logging::{LogLevel, StderrSink};
     use rdkafka::message::{Headers, Message};
     use rdkafka::mocking::MockCluster;
@@ -3406,6 +3407,120 @@ mod tests {
                 .fetch_add(deliveries.len() as u32, Ordering::SeqCst);
             Box::pin(async { Ok(()) })
         }
+    }
+
+    /// Records the partition and offset of every message it handles; takes
+    /// batches encoded.
+    #[derive(Default)]
+    struct RecordsEncoded(Mutex<Vec<(i64, i64)>>);
+
+    impl MessageHandler for RecordsEncoded {
+        fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
+            let handled = deliveries
+                .iter()
+                .map(|d| (i64::from(d.message.partition), d.message.offset));
+            self.0.lock().unwrap().extend(handled);
+            Box::pin(async { Ok(()) })
+        }
+        fn queues_runs(&self) -> bool {
+            true
+        }
+        fn as_encoded(&self) -> Option<&dyn EncodedHandler> {
+            Some(self)
+        }
+    }
+
+    impl EncodedHandler for RecordsEncoded {
+        fn handle_encoded(
+            &self,
+            encoded: EncodedDeliveries,
+            _after_previous: bool,
+        ) -> HandlerFuture {
+            let mut handled = self.0.lock().unwrap();
+            for chunk in &encoded.chunks {
+                let chunk: serde_json::Value = serde_json::from_slice(chunk).unwrap();
+                let numbers = chunk[3].as_array().unwrap();
+                for message in numbers.chunks(NUMBERS_PER_MESSAGE) {
+                    handled.push((message[1].as_i64().unwrap(), message[2].as_i64().unwrap()));
+                }
+            }
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// A batch the poll thread is still gathering when its partitions are
+    /// revoked is handed over at the revoke, not left to the drain timeout
+    /// (which would hold up the rebalance for every member), and whatever a
+    /// closing member is gathering is handed over before it leaves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_being_gathered_is_handed_over_when_its_partitions_are_revoked() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("gathering", 2, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let mut producer_options = ProducerOptions::default();
+        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
+        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
+        let total = 40;
+        for i in 0..total {
+            let message = OutgoingMessage {
+                topic: "gathering".into(),
+                partition: Some(i % 2),
+                value: Some(format!("{{\"id\":{i}}}").into_bytes()),
+                ..Default::default()
+            };
+            producer.send(vec![message]).await.unwrap();
+        }
+        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        let options = || {
+            let mut options = quiet_consumer_options(bootstrap.clone(), "gathering", "gathering");
+            options.batch = Some(BatchOptions {
+                max_messages: 1000,
+                max_wait: Duration::from_secs(30),
+            });
+            options.drain_timeout = Duration::from_secs(30);
+            options.session_timeout = Duration::from_secs(6);
+            options
+        };
+        let first = Arc::new(RecordsEncoded::default());
+        let first_consumer =
+            ConsumerHandle::register(options(), first.clone(), Arc::new(StderrSink))
+                .await
+                .unwrap();
+        let started = Instant::now();
+        while first_consumer.stats().received < total as u64
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(first_consumer.stats().received, total as u64);
+        assert!(first.0.lock().unwrap().is_empty(), "still gathering");
+
+        let second = Arc::new(RecordsEncoded::default());
+        let joining = Instant::now();
+        let second_consumer =
+            ConsumerHandle::register(options(), second.clone(), Arc::new(StderrSink))
+                .await
+                .unwrap();
+        assert!(
+            joining.elapsed() < Duration::from_secs(20),
+            "the rebalance waited {:?}",
+            joining.elapsed()
+        );
+        assert_eq!(
+            first.0.lock().unwrap().len(),
+            total as usize,
+            "handed over at the revoke"
+        );
+        second_consumer.close().await.unwrap();
+        first_consumer.close().await.unwrap();
+
+        let mut handled = first.0.lock().unwrap().clone();
+        handled.extend(second.0.lock().unwrap().iter().copied());
+        handled.sort_unstable();
+        handled.dedup();
+        let mut expected: Vec<(i64, i64)> = (0..total as i64).map(|i| (i % 2, i / 2)).collect();
+        expected.sort_unstable();
+        assert_eq!(handled, expected);
     }
 
     /// A dead-letter topic's message: its value and headers.
