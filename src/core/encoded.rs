@@ -266,6 +266,12 @@ impl ChunkWriter {
             text.extend_from_slice(column);
         }
         text.extend_from_slice(b"]]");
+        // A chunk cut short (a small batch) must not keep the room reserved
+        // for a full one: the payloads of its messages are views into it
+        // until they are handled, and small batches can wait by thousands.
+        if text.capacity() > 2 * text.len() {
+            text.shrink_to_fit();
+        }
         *self = ChunkWriter::default();
         text
     }
@@ -540,6 +546,25 @@ mod tests {
         );
         assert_eq!(&payloads[0..5], b"first");
         assert_eq!(&payloads[5..9], &[0, 159, 146, 150]);
+    }
+
+    /// The payloads of a batch's messages are views into its chunks while
+    /// they are in flight: a short chunk must not keep the room reserved for
+    /// a full one (about 100 KB), or thousands of one-message batches waiting
+    /// to be handled would hold that much each.
+    #[test]
+    fn a_short_chunk_does_not_keep_the_room_reserved_for_a_full_one() {
+        let one = delivery(ValueForm::Json, Some(br#"{"id":1}"#), Some(b"k"));
+        let mut writer = ChunkWriter::default();
+        let mut payloads = None;
+        writer.push(&Entry::of(&one.message, one.form, 1), &mut payloads);
+        let text = writer.finish();
+        assert!(
+            text.capacity() <= 2 * text.len(),
+            "{} bytes held for {}",
+            text.capacity(),
+            text.len()
+        );
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Batcher {
         };
         let open = self.open.get_or_insert_with(|| OpenBatch {
             opened: Instant::now(),
-            messages: Vec::with_capacity(self.batch.max_messages.min(1024)),
+            messages: Vec::new(),
             writer: EncodedWriter::default(),
         });
         let written = match &verdict {
@@ -135,21 +135,20 @@ impl Batcher {
             return true;
         };
         let encoded = open.writer.finish();
-        let works = open
-            .messages
-            .into_iter()
-            .map(|gathered| {
-                let mut message = gathered.message;
-                if let Written::Json { chunk, range } = gathered.written {
-                    message.payload = Some(encoded.chunks[chunk].slice(range));
-                }
-                Work {
-                    message: Arc::new(message),
-                    generation: gathered.generation,
-                    verdict: gathered.verdict,
-                }
-            })
-            .collect();
+        // Sized to the batch: batches wait in the channel, up to
+        // `maxInFlight` of them when they are cut short.
+        let mut works = Vec::with_capacity(open.messages.len());
+        works.extend(open.messages.into_iter().map(|gathered| {
+            let mut message = gathered.message;
+            if let Written::Json { chunk, range } = gathered.written {
+                message.payload = Some(encoded.chunks[chunk].slice(range));
+            }
+            Work {
+                message: Arc::new(message),
+                generation: gathered.generation,
+                verdict: gathered.verdict,
+            }
+        }));
         self.to_dispatcher
             .send(EncodedBatch { works, encoded })
             .is_ok()
