@@ -117,6 +117,18 @@ pub struct EncodedWriter {
 }
 
 impl EncodedWriter {
+    /// A writer whose chunks the payloads of their messages will be views
+    /// into (see [`ChunkWriter::for_views`]).
+    pub fn for_views() -> Self {
+        EncodedWriter {
+            chunk: ChunkWriter {
+                for_views: true,
+                ..ChunkWriter::default()
+            },
+            ..EncodedWriter::default()
+        }
+    }
+
     /// Appends an entry; where its value was written.
     pub fn push(&mut self, entry: &Entry<'_>) -> Written {
         if entry.form == ValueForm::Raw && entry.payload.is_some() {
@@ -134,11 +146,6 @@ impl EncodedWriter {
             self.chunks.push(self.chunk.finish().into());
         }
         written
-    }
-
-    /// Messages written so far.
-    pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.chunk.count == 0
     }
 
     pub fn finish(mut self) -> EncodedDeliveries {
@@ -166,6 +173,10 @@ struct ChunkWriter {
     numbers: Vec<u8>,
     extras: Vec<u8>,
     count: usize,
+    /// The chunks outlive the hand-over (the payloads are views into them):
+    /// each reserves room for the other columns, so that appending them does
+    /// not copy the values, and a short one gives back what it did not use.
+    for_views: bool,
 }
 
 impl ChunkWriter {
@@ -177,10 +188,13 @@ impl ChunkWriter {
             }
         };
         if self.values.is_empty() {
-            // Room for the other columns too: they are appended to the
-            // values (`finish`), and growing then would copy them all.
-            self.values
-                .reserve(CHUNK_BYTES + CHUNK_BYTES / 2 + entry.payload.map_or(0, <[u8]>::len));
+            let payload = entry.payload.map_or(0, <[u8]>::len);
+            let room = if self.for_views {
+                CHUNK_BYTES + CHUNK_BYTES / 2 + payload
+            } else {
+                CHUNK_BYTES + payload + 64
+            };
+            self.values.reserve(room);
             self.values.extend_from_slice(b"[[");
         } else {
             self.values.push(b',');
@@ -269,10 +283,13 @@ impl ChunkWriter {
         // A chunk cut short (a small batch) must not keep the room reserved
         // for a full one: the payloads of its messages are views into it
         // until they are handled, and small batches can wait by thousands.
-        if text.capacity() > 2 * text.len() {
+        if self.for_views && text.capacity() > 2 * text.len() {
             text.shrink_to_fit();
         }
-        *self = ChunkWriter::default();
+        *self = ChunkWriter {
+            for_views: self.for_views,
+            ..ChunkWriter::default()
+        };
         text
     }
 }
@@ -555,7 +572,10 @@ mod tests {
     #[test]
     fn a_short_chunk_does_not_keep_the_room_reserved_for_a_full_one() {
         let one = delivery(ValueForm::Json, Some(br#"{"id":1}"#), Some(b"k"));
-        let mut writer = ChunkWriter::default();
+        let mut writer = ChunkWriter {
+            for_views: true,
+            ..ChunkWriter::default()
+        };
         let mut payloads = None;
         writer.push(&Entry::of(&one.message, one.form, 1), &mut payloads);
         let text = writer.finish();

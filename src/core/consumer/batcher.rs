@@ -84,7 +84,7 @@ impl Batcher {
         let open = self.open.get_or_insert_with(|| OpenBatch {
             opened: Instant::now(),
             messages: Vec::new(),
-            writer: EncodedWriter::default(),
+            writer: EncodedWriter::for_views(),
         });
         let written = match &verdict {
             Ok(form) => open.writer.push(&Entry {
