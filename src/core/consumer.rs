@@ -2109,6 +2109,40 @@ impl<'a> Gatherer<'a> {
     }
 }
 
+/// Where pipelined batches come from.
+enum BatchFeed<'a> {
+    /// Cut here from the messages as they arrive.
+    Gathered(Gatherer<'a>),
+    /// Cut and encoded by the poll thread.
+    Encoded(&'a mut mpsc::UnboundedReceiver<EncodedBatch>),
+}
+
+enum CutBatch {
+    Works(Vec<Work>),
+    Encoded(EncodedBatch),
+}
+
+impl BatchFeed<'_> {
+    /// The next batch; `None` once the consumer stopped and nothing is left.
+    async fn next(&mut self) -> Option<CutBatch> {
+        match self {
+            BatchFeed::Gathered(gatherer) => gatherer.next_batch().await.map(CutBatch::Works),
+            BatchFeed::Encoded(incoming) => incoming.recv().await.map(CutBatch::Encoded),
+        }
+    }
+
+    /// A batch to hand over ahead, if one is ready now. Of what arrives,
+    /// only a batch that is already full: waiting for one to fill while the
+    /// current one runs wakes the dispatcher for every poll of the consumer.
+    /// Every batch the poll thread hands on is complete.
+    fn ready(&mut self) -> Option<CutBatch> {
+        match self {
+            BatchFeed::Gathered(gatherer) => gatherer.full_batch().map(CutBatch::Works),
+            BatchFeed::Encoded(incoming) => incoming.try_recv().ok().map(CutBatch::Encoded),
+        }
+    }
+}
+
 /// The deliveries of `works` for attempt `attempt`.
 fn deliveries_of<'w>(works: impl IntoIterator<Item = &'w Work>, attempt: u32) -> Vec<Delivery> {
     works
@@ -2136,7 +2170,11 @@ impl Dispatcher {
 
     async fn run(self: Arc<Self>, incoming: Incoming) {
         let mut incoming = match incoming {
-            Incoming::Batches(mut batches) => return self.run_encoded_batches(&mut batches).await,
+            Incoming::Batches(mut batches) => {
+                return self
+                    .run_pipelined_batches(BatchFeed::Encoded(&mut batches))
+                    .await
+            }
             Incoming::Works(works) => works,
         };
         let options = &self.shared.options;
@@ -2150,7 +2188,8 @@ impl Dispatcher {
                 self.run_batches(&mut incoming, runs, Some(producer)).await
             }
             (None, Some(batch)) if self.handler.queues_runs() => {
-                self.run_pipelined_batches(&mut incoming, batch).await
+                self.run_pipelined_batches(BatchFeed::Gathered(Gatherer::new(&mut incoming, batch)))
+                    .await
             }
             (None, Some(batch)) => self.run_batches(&mut incoming, batch, None).await,
             (None, None) => self.run_lanes(&mut incoming).await,
@@ -2360,12 +2399,7 @@ impl Dispatcher {
     /// the current batch fails, the handler does not start the next one,
     /// which is handed over again once the current one has been retried (or
     /// parked), so batches are still handled strictly in order.
-    async fn run_pipelined_batches(
-        &self,
-        incoming: &mut mpsc::UnboundedReceiver<Vec<Work>>,
-        batch: BatchOptions,
-    ) {
-        let mut gatherer = Gatherer::new(incoming, batch);
+    async fn run_pipelined_batches(&self, mut feed: BatchFeed<'_>) {
         let mut ahead: Option<StartedBatch> = None;
         // Whether the last batch ran at its first hand-over. If not, the one
         // handed over ahead of its outcome was not started, and nothing may
@@ -2375,42 +2409,22 @@ impl Dispatcher {
         loop {
             let current = match ahead.take() {
                 Some(started) => started,
-                None => match gatherer.next_batch().await {
-                    Some(works) => self.start(works, false),
+                None => match feed.next().await {
+                    Some(batch) => self.start_cut(batch, false),
                     None => return,
                 },
             };
-            // Only a batch that is already full goes ahead: waiting for one
-            // to fill while the current one runs wakes the dispatcher for
-            // every poll of the consumer.
             if in_step {
-                ahead = gatherer.full_batch().map(|works| self.start(works, true));
+                ahead = feed.ready().map(|batch| self.start_cut(batch, true));
             }
             in_step = self.complete(current).await;
         }
     }
 
-    /// As `run_pipelined_batches`, for batches the poll thread cut and
-    /// encoded: a batch that is waiting goes ahead (each one it hands on is
-    /// complete).
-    async fn run_encoded_batches(&self, incoming: &mut mpsc::UnboundedReceiver<EncodedBatch>) {
-        let mut ahead: Option<StartedBatch> = None;
-        let mut in_step = true;
-        loop {
-            let current = match ahead.take() {
-                Some(started) => started,
-                None => match incoming.recv().await {
-                    Some(batch) => self.start_encoded(batch, false),
-                    None => return,
-                },
-            };
-            if in_step {
-                ahead = incoming
-                    .try_recv()
-                    .ok()
-                    .map(|batch| self.start_encoded(batch, true));
-            }
-            in_step = self.complete(current).await;
+    fn start_cut(&self, batch: CutBatch, after_previous: bool) -> StartedBatch {
+        match batch {
+            CutBatch::Works(works) => self.start(works, after_previous),
+            CutBatch::Encoded(batch) => self.start_encoded(batch, after_previous),
         }
     }
 
