@@ -629,6 +629,12 @@ impl Shared {
     /// message, so a drain need not wait for whole runs. Not in exactly-once
     /// mode: there a run is one transaction, which commits whole or not at
     /// all, so a drain waits for it (at most a run or a batch).
+    /// Runs `f` on the batch the poll thread is gathering; `None` when there
+    /// is no batcher (any more).
+    fn with_batcher<R>(&self, f: impl FnOnce(&mut Batcher) -> R) -> Option<R> {
+        self.batcher.lock().ok()?.as_mut().map(f)
+    }
+
     fn ask_handlers_to_yield(&self) {
         if self.options.exactly_once.is_none() {
             self.options.yield_signal.raise();
@@ -1770,16 +1776,12 @@ fn poll_loop(
         }
         let mut batch_due_in = None;
         if let Outlet::Batches = outlet {
-            let Ok(mut batcher) = shared.batcher.lock() else {
-                break;
-            };
-            let Some(batcher) = batcher.as_mut() else {
-                break;
-            };
-            if !batcher.send_if_due() {
-                break;
+            match shared.with_batcher(|batcher| batcher.send_if_due().then(|| batcher.due_in())) {
+                // Nothing due, or sent on: the wait below ends by the open batch's end.
+                Some(Some(due_in)) => batch_due_in = due_in,
+                // The batcher or the dispatcher is gone.
+                _ => break,
             }
-            batch_due_in = batcher.due_in();
         }
         // Serve rebalances, errors and logs; when idle, wait for messages,
         // room, the next events, or the open batch's end.
@@ -1861,17 +1863,13 @@ fn hand_on(shared: &Shared, outlet: &Outlet, messages: &[MessageView<'_>]) -> bo
                 .collect();
             to_dispatcher.send(works).is_ok()
         }
-        Outlet::Batches => {
-            let Ok(mut batcher) = shared.batcher.lock() else {
-                return false;
-            };
-            let Some(batcher) = batcher.as_mut() else {
-                return false;
-            };
-            accepted
-                .into_iter()
-                .all(|(message, topic, generation)| batcher.add(shared, message, topic, generation))
-        }
+        Outlet::Batches => shared
+            .with_batcher(|batcher| {
+                accepted.into_iter().all(|(message, topic, generation)| {
+                    batcher.add(shared, message, topic, generation)
+                })
+            })
+            .unwrap_or(false),
     }
 }
 
@@ -1924,25 +1922,32 @@ fn accept<'m>(
 
 /// A registered message, copied out of librdkafka, with its validation.
 fn work_of(shared: &Shared, message: MessageView<'_>, topic: Arc<str>, generation: u64) -> Work {
+    let payload = message.payload();
+    let mut received = received_of(message, topic);
+    received.payload = payload.map(Bytes::copy_from_slice);
+    Work {
+        message: Arc::new(received),
+        generation,
+        verdict: verdict_of(shared, payload),
+    }
+}
+
+/// A registered message's metadata copied out of librdkafka; its payload is
+/// left to the caller, which may make it a view rather than a copy.
+fn received_of(message: MessageView<'_>, topic: Arc<str>) -> ReceivedMessage {
     let offset = message.offset();
     tracing::debug!(
         "Received message from topic: {topic}, partition: {}, offset: {offset}",
         message.partition()
     );
-    let payload = message.payload();
-    let received = ReceivedMessage {
+    ReceivedMessage {
         topic,
         partition: message.partition(),
         offset,
         key: message.key().map(<[u8]>::to_vec),
-        payload: payload.map(Bytes::copy_from_slice),
+        payload: None,
         headers: message.headers(),
         timestamp: message.timestamp(),
-    };
-    Work {
-        message: Arc::new(received),
-        generation,
-        verdict: verdict_of(shared, payload),
     }
 }
 
@@ -2432,17 +2437,11 @@ impl Dispatcher {
     /// thread encoded them.
     fn start_encoded(&self, batch: EncodedBatch, after_previous: bool) -> StartedBatch {
         let EncodedBatch { works, encoded } = batch;
-        let Some(handler) = self.handler.as_encoded() else {
-            return self.start(works, after_previous);
-        };
-        let (valid, invalid): (Vec<Work>, Vec<Work>) =
-            works.into_iter().partition(|work| work.verdict.is_ok());
-        let first_attempt = (!valid.is_empty() && !self.skip_if_revoked(&valid))
-            .then(|| handler.handle_encoded(encoded, after_previous));
-        StartedBatch {
-            valid,
-            invalid,
-            first_attempt,
+        match self.handler.as_encoded() {
+            Some(handler) => {
+                self.start_with(works, |_| handler.handle_encoded(encoded, after_previous))
+            }
+            None => self.start(works, after_previous),
         }
     }
 
@@ -2458,16 +2457,28 @@ impl Dispatcher {
     /// queues them behind the batch handed over before (see
     /// [`MessageHandler::handle_after`]).
     fn start(&self, works: Vec<Work>, after_previous: bool) -> StartedBatch {
-        let (valid, invalid): (Vec<Work>, Vec<Work>) =
-            works.into_iter().partition(|work| work.verdict.is_ok());
-        let first_attempt = (!valid.is_empty() && !self.skip_if_revoked(&valid)).then(|| {
-            let deliveries = deliveries_of(&valid, 1);
+        self.start_with(works, |valid| {
+            let deliveries = deliveries_of(valid, 1);
             if after_previous {
                 self.handler.handle_after(deliveries)
             } else {
                 self.handler.handle(deliveries)
             }
-        });
+        })
+    }
+
+    /// Splits a batch into valid and invalid messages and hands the valid
+    /// ones over with `hand_over`, unless there are none or their
+    /// partitions were revoked since they arrived.
+    fn start_with(
+        &self,
+        works: Vec<Work>,
+        hand_over: impl FnOnce(&[Work]) -> HandlerFuture,
+    ) -> StartedBatch {
+        let (valid, invalid): (Vec<Work>, Vec<Work>) =
+            works.into_iter().partition(|work| work.verdict.is_ok());
+        let first_attempt =
+            (!valid.is_empty() && !self.skip_if_revoked(&valid)).then(|| hand_over(&valid));
         StartedBatch {
             valid,
             invalid,
@@ -2932,19 +2943,24 @@ mod tests {
         cluster.create_topic(topic, 1, 1).unwrap();
         cluster.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
         let bootstrap = cluster.bootstrap_servers();
+        let messages = values.into_iter().map(|value| OutgoingMessage {
+            topic: topic.into(),
+            value: Some(value),
+            ..Default::default()
+        });
+        produce_each(&bootstrap, messages).await;
+        (cluster, quiet_consumer_options(bootstrap, topic, group))
+    }
+
+    /// Produces the messages one at a time, in order, each acknowledged.
+    async fn produce_each(bootstrap: &str, messages: impl IntoIterator<Item = OutgoingMessage>) {
         let mut producer_options = ProducerOptions::default();
-        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
+        producer_options.client.brokers = Some(vec![bootstrap.to_string()]);
         let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
-        for value in values {
-            let message = OutgoingMessage {
-                topic: topic.into(),
-                value: Some(value),
-                ..Default::default()
-            };
+        for message in messages {
             producer.send(vec![message]).await.unwrap();
         }
         producer.disconnect(Duration::from_secs(5)).await.unwrap();
-        (cluster, quiet_consumer_options(bootstrap, topic, group))
     }
 
     /// A consumer of `topic` from its beginning, in `group`, that logs nothing.
@@ -3070,8 +3086,16 @@ mod tests {
         encoded_calls: AtomicU32,
     }
 
-    /// Offset, attempt and value of each message of a call.
-    type Seen = Vec<(i64, u32, serde_json::Value)>;
+    /// A message as a test handler saw it.
+    struct SeenMessage {
+        partition: i64,
+        offset: i64,
+        attempt: u32,
+        value: serde_json::Value,
+    }
+
+    /// The messages of one call.
+    type Seen = Vec<SeenMessage>;
 
     /// The messages of an encoded batch, read back from its chunks.
     fn seen_in(encoded: &EncodedDeliveries) -> Seen {
@@ -3081,8 +3105,17 @@ mod tests {
             let values = chunk[0].as_array().unwrap();
             let numbers = chunk[3].as_array().unwrap();
             for (index, value) in values.iter().enumerate() {
-                let number = |field: usize| numbers[index * 5 + field].as_i64().unwrap();
-                seen.push((number(2), number(4) as u32, value.clone()));
+                let number = |field: usize| {
+                    numbers[index * NUMBERS_PER_MESSAGE + field]
+                        .as_i64()
+                        .unwrap()
+                };
+                seen.push(SeenMessage {
+                    partition: number(1),
+                    offset: number(2),
+                    attempt: number(4) as u32,
+                    value: value.clone(),
+                });
             }
         }
         seen
@@ -3090,8 +3123,8 @@ mod tests {
 
     impl OrderedBatches {
         fn run(&self, seen: Seen, after_previous: bool) -> HandlerFuture {
-            for (offset, _, value) in &seen {
-                assert_eq!(value, &serde_json::json!({ "id": offset }));
+            for message in &seen {
+                assert_eq!(message.value, serde_json::json!({ "id": message.offset }));
             }
             if after_previous {
                 self.handed_ahead.fetch_add(1, Ordering::SeqCst);
@@ -3100,13 +3133,13 @@ mod tests {
                     return Box::pin(async { Err(Interrupted::Yielded { index: 0 }) });
                 }
             }
-            let offsets: Vec<i64> = seen.iter().map(|(offset, _, _)| *offset).collect();
+            let offsets: Vec<i64> = seen.iter().map(|message| message.offset).collect();
             let fails = {
                 let mut failing = self.failing.lock().unwrap();
                 offsets.iter().any(|offset| failing.remove(offset))
             };
             self.last_did_not_succeed.store(fails, Ordering::SeqCst);
-            let attempt = seen[0].1;
+            let attempt = seen[0].attempt;
             self.calls.lock().unwrap().push((offsets, attempt, !fails));
             Box::pin(async move {
                 if fails {
@@ -3121,14 +3154,18 @@ mod tests {
         }
     }
 
-    /// Offset, attempt and value of each delivery.
+    /// The deliveries of one call, as a test handler sees them.
     fn seen_of(deliveries: &[Delivery]) -> Seen {
         deliveries
             .iter()
             .map(|delivery| {
                 let payload = delivery.message.payload.as_deref().unwrap();
-                let value = serde_json::from_slice(payload).unwrap();
-                (delivery.message.offset, delivery.attempt, value)
+                SeenMessage {
+                    partition: i64::from(delivery.message.partition),
+                    offset: delivery.message.offset,
+                    attempt: delivery.attempt,
+                    value: serde_json::from_slice(payload).unwrap(),
+                }
             })
             .collect()
     }
@@ -3156,7 +3193,7 @@ mod tests {
         ) -> HandlerFuture {
             self.encoded_calls.fetch_add(1, Ordering::SeqCst);
             let seen = seen_in(&encoded);
-            assert!(seen.iter().all(|(_, attempt, _)| *attempt == 1));
+            assert!(seen.iter().all(|message| message.attempt == 1));
             self.run(seen, after_previous)
         }
     }
@@ -3423,45 +3460,6 @@ mod tests {
         }
     }
 
-    /// Records the partition and offset of every message it handles; takes
-    /// batches encoded.
-    #[derive(Default)]
-    struct RecordsEncoded(Mutex<Vec<(i64, i64)>>);
-
-    impl MessageHandler for RecordsEncoded {
-        fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
-            let handled = deliveries
-                .iter()
-                .map(|d| (i64::from(d.message.partition), d.message.offset));
-            self.0.lock().unwrap().extend(handled);
-            Box::pin(async { Ok(()) })
-        }
-        fn queues_runs(&self) -> bool {
-            true
-        }
-        fn as_encoded(&self) -> Option<&dyn EncodedHandler> {
-            Some(self)
-        }
-    }
-
-    impl EncodedHandler for RecordsEncoded {
-        fn handle_encoded(
-            &self,
-            encoded: EncodedDeliveries,
-            _after_previous: bool,
-        ) -> HandlerFuture {
-            let mut handled = self.0.lock().unwrap();
-            for chunk in &encoded.chunks {
-                let chunk: serde_json::Value = serde_json::from_slice(chunk).unwrap();
-                let numbers = chunk[3].as_array().unwrap();
-                for message in numbers.chunks(NUMBERS_PER_MESSAGE) {
-                    handled.push((message[1].as_i64().unwrap(), message[2].as_i64().unwrap()));
-                }
-            }
-            Box::pin(async { Ok(()) })
-        }
-    }
-
     /// A batch the poll thread is still gathering when its partitions are
     /// revoked is handed over at the revoke, not left to the drain timeout
     /// (which would hold up the rebalance for every member), and whatever a
@@ -3471,20 +3469,14 @@ mod tests {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("gathering", 2, 1).unwrap();
         let bootstrap = cluster.bootstrap_servers();
-        let mut producer_options = ProducerOptions::default();
-        producer_options.client.brokers = Some(vec![bootstrap.clone()]);
-        let producer = Producer::new(producer_options, Arc::new(StderrSink)).unwrap();
         let total = 40;
-        for i in 0..total {
-            let message = OutgoingMessage {
-                topic: "gathering".into(),
-                partition: Some(i % 2),
-                value: Some(format!("{{\"id\":{i}}}").into_bytes()),
-                ..Default::default()
-            };
-            producer.send(vec![message]).await.unwrap();
-        }
-        producer.disconnect(Duration::from_secs(5)).await.unwrap();
+        let messages = (0..total).map(|i| OutgoingMessage {
+            topic: "gathering".into(),
+            partition: Some(i % 2),
+            value: Some(format!("{{\"id\":{i}}}").into_bytes()),
+            ..Default::default()
+        });
+        produce_each(&bootstrap, messages).await;
         let options = || {
             let mut options = quiet_consumer_options(bootstrap.clone(), "gathering", "gathering");
             options.batch = Some(BatchOptions {
@@ -3495,7 +3487,7 @@ mod tests {
             options.session_timeout = Duration::from_secs(6);
             options
         };
-        let first = Arc::new(RecordsEncoded::default());
+        let first = Arc::new(EncodedRecorder::default());
         let first_consumer =
             ConsumerHandle::register(options(), first.clone(), Arc::new(StderrSink))
                 .await
@@ -3507,9 +3499,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(first_consumer.stats().received, total as u64);
-        assert!(first.0.lock().unwrap().is_empty(), "still gathering");
+        assert!(first.handled.lock().unwrap().is_empty(), "still gathering");
 
-        let second = Arc::new(RecordsEncoded::default());
+        let second = Arc::new(EncodedRecorder::default());
         let joining = Instant::now();
         let second_consumer =
             ConsumerHandle::register(options(), second.clone(), Arc::new(StderrSink))
@@ -3521,15 +3513,15 @@ mod tests {
             joining.elapsed()
         );
         assert_eq!(
-            first.0.lock().unwrap().len(),
+            first.handled.lock().unwrap().len(),
             total as usize,
             "handed over at the revoke"
         );
         second_consumer.close().await.unwrap();
         first_consumer.close().await.unwrap();
 
-        let mut handled = first.0.lock().unwrap().clone();
-        handled.extend(second.0.lock().unwrap().iter().copied());
+        let mut handled = first.handled.lock().unwrap().clone();
+        handled.extend(second.handled.lock().unwrap().iter().copied());
         handled.sort_unstable();
         handled.dedup();
         let mut expected: Vec<(i64, i64)> = (0..total as i64).map(|i| (i % 2, i / 2)).collect();
@@ -3580,16 +3572,21 @@ mod tests {
         })
     }
 
-    /// Fails every attempt at a batch holding `failing`; takes batches encoded.
-    struct FailsEncoded {
-        failing: i64,
-        handled: Mutex<Vec<i64>>,
+    /// Takes batches encoded and records the partition and offset of every
+    /// message it handles; fails every attempt at a batch holding the offset
+    /// `failing`, if given.
+    #[derive(Default)]
+    struct EncodedRecorder {
+        failing: Option<i64>,
+        handled: Mutex<Vec<(i64, i64)>>,
     }
 
-    impl FailsEncoded {
+    impl EncodedRecorder {
         fn run(&self, seen: Seen) -> HandlerFuture {
-            let offsets: Vec<i64> = seen.iter().map(|(offset, _, _)| *offset).collect();
-            if offsets.contains(&self.failing) {
+            if seen
+                .iter()
+                .any(|message| Some(message.offset) == self.failing)
+            {
                 return Box::pin(async {
                     Err(Interrupted::Failed(HandlerFailure {
                         index: 0,
@@ -3597,12 +3594,15 @@ mod tests {
                     }))
                 });
             }
-            self.handled.lock().unwrap().extend(offsets);
+            let handled = seen
+                .iter()
+                .map(|message| (message.partition, message.offset));
+            self.handled.lock().unwrap().extend(handled);
             Box::pin(async { Ok(()) })
         }
     }
 
-    impl MessageHandler for FailsEncoded {
+    impl MessageHandler for EncodedRecorder {
         fn handle(&self, deliveries: Vec<Delivery>) -> HandlerFuture {
             self.run(seen_of(&deliveries))
         }
@@ -3614,7 +3614,7 @@ mod tests {
         }
     }
 
-    impl EncodedHandler for FailsEncoded {
+    impl EncodedHandler for EncodedRecorder {
         fn handle_encoded(
             &self,
             encoded: EncodedDeliveries,
@@ -3644,9 +3644,9 @@ mod tests {
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(5),
         };
-        let handler = Arc::new(FailsEncoded {
-            failing: 25,
-            handled: Mutex::default(),
+        let handler = Arc::new(EncodedRecorder {
+            failing: Some(25),
+            ..EncodedRecorder::default()
         });
         let consumer = ConsumerHandle::register(options, handler.clone(), Arc::new(StderrSink))
             .await
@@ -3657,7 +3657,13 @@ mod tests {
         }
         consumer.close().await.unwrap();
 
-        let handled = handler.handled.lock().unwrap().clone();
+        let handled: Vec<i64> = handler
+            .handled
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, offset)| *offset)
+            .collect();
         let failing_batch: Vec<i64> = handled
             .iter()
             .copied()

@@ -113,7 +113,6 @@ pub struct EncodedWriter {
     chunk: ChunkWriter,
     chunks: Vec<Bytes>,
     payloads: Option<Vec<u8>>,
-    raw_seen: bool,
 }
 
 impl EncodedWriter {
@@ -131,9 +130,6 @@ impl EncodedWriter {
 
     /// Appends an entry; where its value was written.
     pub fn push(&mut self, entry: &Entry<'_>) -> Written {
-        if entry.form == ValueForm::Raw && entry.payload.is_some() {
-            self.raw_seen = true;
-        }
         let range = self.chunk.push(entry, &mut self.payloads);
         let written = match range {
             Some(range) => Written::Json {
@@ -151,10 +147,6 @@ impl EncodedWriter {
     pub fn finish(mut self) -> EncodedDeliveries {
         if self.chunk.count > 0 || self.chunks.is_empty() {
             self.chunks.push(self.chunk.finish().into());
-        }
-        // Raw messages always need the buffer, even when every payload is empty.
-        if self.payloads.is_none() && self.raw_seen {
-            self.payloads = Some(Vec::new());
         }
         EncodedDeliveries {
             chunks: self.chunks,
@@ -208,6 +200,8 @@ impl ChunkWriter {
                 json_range = Some(start..self.values.len());
             }
             (ValueForm::Raw, Some(payload)) => {
+                // Created even for an empty payload: a raw message's value
+                // is always a view into the buffer.
                 let buffer = payloads.get_or_insert_with(Vec::new);
                 let start = buffer.len();
                 buffer.extend_from_slice(payload);

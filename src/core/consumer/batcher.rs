@@ -8,7 +8,7 @@
 //! (bench/README.md).
 
 use super::hub::MessageView;
-use super::{verdict_of, BatchOptions, ReceivedMessage, Shared, Work, WorkVerdict};
+use super::{received_of, verdict_of, BatchOptions, ReceivedMessage, Shared, Work, WorkVerdict};
 use crate::core::encoded::{EncodedDeliveries, EncodedWriter, Entry, Written};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -65,38 +65,19 @@ impl Batcher {
         topic: Arc<str>,
         generation: u64,
     ) -> bool {
-        let offset = view.offset();
-        tracing::debug!(
-            "Received message from topic: {topic}, partition: {}, offset: {offset}",
-            view.partition()
-        );
         let payload = view.payload();
         let verdict = verdict_of(shared, payload);
-        let mut message = ReceivedMessage {
-            topic,
-            partition: view.partition(),
-            offset,
-            key: view.key().map(<[u8]>::to_vec),
-            payload: None,
-            headers: view.headers(),
-            timestamp: view.timestamp(),
-        };
+        let mut message = received_of(view, topic);
         let open = self.open.get_or_insert_with(|| OpenBatch {
             opened: Instant::now(),
             messages: Vec::new(),
             writer: EncodedWriter::for_views(),
         });
         let written = match &verdict {
+            // The payload is attached once the text it goes into is finished.
             Ok(form) => open.writer.push(&Entry {
-                form: *form,
                 payload,
-                topic: &message.topic,
-                key: message.key.as_deref(),
-                partition: message.partition,
-                offset,
-                timestamp: message.timestamp,
-                attempt: 1,
-                headers: &message.headers,
+                ..Entry::of(&message, *form, 1)
             }),
             Err(_) => Written::Elsewhere,
         };
