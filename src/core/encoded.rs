@@ -128,6 +128,15 @@ impl EncodedWriter {
         }
     }
 
+    /// As [`EncodedWriter::for_views`], for about `count` messages of
+    /// `bytes` of values in all: the first chunk reserves room for them
+    /// (and the other columns) rather than for a full chunk.
+    pub fn for_views_of(count: usize, bytes: usize) -> Self {
+        let mut writer = Self::for_views();
+        writer.chunk.first_room = Some(bytes + count * ROOM_PER_MESSAGE + 64);
+        writer
+    }
+
     /// Appends an entry; where its value was written.
     pub fn push(&mut self, entry: &Entry<'_>) -> Written {
         let range = self.chunk.push(entry, &mut self.payloads);
@@ -169,7 +178,13 @@ struct ChunkWriter {
     /// each reserves room for the other columns, so that appending them does
     /// not copy the values, and a short one gives back what it did not use.
     for_views: bool,
+    /// The room the first chunk reserves, when known.
+    first_room: Option<usize>,
 }
+
+/// Room a message takes in a chunk's other columns, and for its value's
+/// separator: typically 40 to 60 bytes (five numbers, a short key).
+const ROOM_PER_MESSAGE: usize = 64;
 
 impl ChunkWriter {
     /// Appends an entry; the range of the chunk's text its JSON value took.
@@ -181,7 +196,9 @@ impl ChunkWriter {
         };
         if self.values.is_empty() {
             let payload = entry.payload.map_or(0, <[u8]>::len);
-            let room = if self.for_views {
+            let room = if let Some(room) = self.first_room.take() {
+                room.max(payload + ROOM_PER_MESSAGE)
+            } else if self.for_views {
                 CHUNK_BYTES + CHUNK_BYTES / 2 + payload
             } else {
                 CHUNK_BYTES + payload + 64

@@ -32,6 +32,12 @@ pub(super) struct Batcher {
 /// `max_wait` after its first message.
 struct OpenBatch {
     opened: Instant,
+    run: EncodingRun,
+}
+
+/// Messages being encoded as the poll thread takes them: the valid ones'
+/// values go straight into the text that crosses into JavaScript.
+pub(super) struct EncodingRun {
     messages: Vec<Gathered>,
     writer: EncodedWriter,
 }
@@ -65,32 +71,12 @@ impl Batcher {
         topic: Arc<str>,
         generation: u64,
     ) -> bool {
-        let payload = view.payload();
-        let verdict = verdict_of(shared, payload);
-        let mut message = received_of(view, topic);
         let open = self.open.get_or_insert_with(|| OpenBatch {
             opened: Instant::now(),
-            messages: Vec::new(),
-            writer: EncodedWriter::for_views(),
+            run: EncodingRun::new(EncodedWriter::for_views()),
         });
-        let written = match &verdict {
-            // The payload is attached once the text it goes into is finished.
-            Ok(form) => open.writer.push(&Entry {
-                payload,
-                ..Entry::of(&message, *form, 1)
-            }),
-            Err(_) => Written::Elsewhere,
-        };
-        if written == Written::Elsewhere {
-            message.payload = payload.map(Bytes::copy_from_slice);
-        }
-        open.messages.push(Gathered {
-            message,
-            generation,
-            verdict,
-            written,
-        });
-        if open.messages.len() >= self.batch.max_messages {
+        open.run.add(shared, view, topic, generation);
+        if open.run.messages.len() >= self.batch.max_messages {
             return self.flush();
         }
         true
@@ -115,11 +101,55 @@ impl Batcher {
         let Some(open) = self.open.take() else {
             return true;
         };
-        let encoded = open.writer.finish();
-        // Sized to the batch: batches wait in the channel, up to
-        // `maxInFlight` of them when they are cut short.
-        let mut works = Vec::with_capacity(open.messages.len());
-        works.extend(open.messages.into_iter().map(|gathered| {
+        self.to_dispatcher.send(open.run.finish()).is_ok()
+    }
+}
+
+impl EncodingRun {
+    pub(super) fn new(writer: EncodedWriter) -> Self {
+        EncodingRun {
+            messages: Vec::new(),
+            writer,
+        }
+    }
+
+    /// Adds a registered message: its verdict, and its value if valid.
+    pub(super) fn add(
+        &mut self,
+        shared: &Shared,
+        view: MessageView<'_>,
+        topic: Arc<str>,
+        generation: u64,
+    ) {
+        let payload = view.payload();
+        let verdict = verdict_of(shared, payload);
+        let mut message = received_of(view, topic);
+        let written = match &verdict {
+            // The payload is attached once the text it goes into is finished.
+            Ok(form) => self.writer.push(&Entry {
+                payload,
+                ..Entry::of(&message, *form, 1)
+            }),
+            Err(_) => Written::Elsewhere,
+        };
+        if written == Written::Elsewhere {
+            message.payload = payload.map(Bytes::copy_from_slice);
+        }
+        self.messages.push(Gathered {
+            message,
+            generation,
+            verdict,
+            written,
+        });
+    }
+
+    /// The messages, each valid one's payload a view into the finished text.
+    pub(super) fn finish(self) -> EncodedBatch {
+        let encoded = self.writer.finish();
+        // Sized to the run: runs wait in the channel and in the lanes, up
+        // to `maxInFlight` of them when they are short.
+        let mut works = Vec::with_capacity(self.messages.len());
+        works.extend(self.messages.into_iter().map(|gathered| {
             let mut message = gathered.message;
             if let Written::Json { chunk, range } = gathered.written {
                 message.payload = Some(encoded.chunks[chunk].slice(range));
@@ -130,8 +160,6 @@ impl Batcher {
                 verdict: gathered.verdict,
             }
         }));
-        self.to_dispatcher
-            .send(EncodedBatch { works, encoded })
-            .is_ok()
+        EncodedBatch { works, encoded }
     }
 }
