@@ -1964,9 +1964,16 @@ fn hand_on(shared: &Shared, outlet: &Outlet, messages: &[MessageView<'_>]) -> bo
             .is_ok(),
         Outlet::Batches => shared
             .with_batcher(|batcher| {
-                accepted.into_iter().all(|(message, topic, generation)| {
-                    batcher.add(shared, message, topic, generation)
-                })
+                let mut accepted = accepted.into_iter().peekable();
+                while let Some((message, topic, generation)) = accepted.next() {
+                    if let Some((next, _, _)) = accepted.peek() {
+                        next.prefetch_payload();
+                    }
+                    if !batcher.add(shared, message, topic, generation) {
+                        return false;
+                    }
+                }
+                true
             })
             .unwrap_or(false),
     }

@@ -184,6 +184,23 @@ impl<'a> MessageView<'a> {
         bytes(self.0.payload as *const u8, self.0.len)
     }
 
+    /// Asks the CPU to bring the payload into its cache, to be read after
+    /// the message before it has been checked and copied: librdkafka's
+    /// broker thread wrote it on another core, and the first reads of each
+    /// value waited on memory (8 % of the poll thread per message).
+    pub(super) fn prefetch_payload(self) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(payload) = self.payload() {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // The first 4 KB: past that, the hardware's own prefetch keeps up.
+            for line in payload.chunks(64).take(64) {
+                // SAFETY: SSE is part of x86_64; a prefetch reads nothing
+                // and cannot fault, and the address is inside the payload.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+            }
+        }
+    }
+
     /// Milliseconds since the epoch, when the record has a timestamp.
     pub(super) fn timestamp(self) -> Option<i64> {
         let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;

@@ -134,7 +134,11 @@ pub(super) fn runs_of(
         .map(|(key, messages, bytes)| {
             if encode {
                 let mut run = EncodingRun::new(EncodedWriter::for_views_of(messages.len(), bytes));
-                for (message, topic, generation) in messages {
+                let mut messages = messages.into_iter().peekable();
+                while let Some((message, topic, generation)) = messages.next() {
+                    if let Some((next, _, _)) = messages.peek() {
+                        next.prefetch_payload();
+                    }
                     run.add(shared, message, topic, generation);
                 }
                 let batch = run.finish();
