@@ -2357,20 +2357,9 @@ impl Dispatcher {
     async fn drain_lane(&self, lanes: &Mutex<Lanes>, key: LaneKey) {
         loop {
             let run = match lanes.lock() {
-                Ok(mut lanes) => match lanes.queues.get_mut(&key) {
-                    Some(queue) if !queue.is_empty() => {
-                        // What queued up while the last run was handled
-                        // crosses together, as far as it can.
-                        let mut run = queue.pop_front();
-                        while let (Some(first), Some(next)) = (run.as_mut(), queue.pop_front()) {
-                            if let Some(next) = first.absorb(next) {
-                                queue.push_front(next);
-                                break;
-                            }
-                        }
-                        run
-                    }
-                    _ => {
+                Ok(mut lanes) => match lanes.queues.get_mut(&key).and_then(lanes::take_joined) {
+                    Some(run) => run,
+                    None => {
                         lanes.queues.remove(&key);
                         lanes.active.remove(&key);
                         return;
@@ -2378,7 +2367,6 @@ impl Dispatcher {
                 },
                 Err(_) => return,
             };
-            let Some(run) = run else { continue };
             match run.encoded {
                 Some(encoded) if self.all_valid_and_current(&run.works) => {
                     self.handle_run(run.works, Some(encoded)).await

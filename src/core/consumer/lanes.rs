@@ -14,6 +14,7 @@ use super::hub::MessageView;
 use super::{Shared, Work, MAX_SEQUENCE, MAX_SEQUENCE_BYTES};
 use crate::core::encoded::{EncodedDeliveries, EncodedWriter};
 use foldhash::HashMap as FastMap;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -79,6 +80,19 @@ impl LaneRun {
         }
         None
     }
+}
+
+/// The next run of a lane's queue, joined with the runs that queued up
+/// behind it (while the lane was busy) as far as they can cross together.
+pub(super) fn take_joined(queue: &mut VecDeque<LaneRun>) -> Option<LaneRun> {
+    let mut run = queue.pop_front()?;
+    while let Some(next) = queue.pop_front() {
+        if let Some(next) = run.absorb(next) {
+            queue.push_front(next);
+            break;
+        }
+    }
+    Some(run)
 }
 
 /// Groups `items` by lane, keeping each lane's order, and cuts each lane's
@@ -233,6 +247,22 @@ mod tests {
             (run(0..1, MAX_SEQUENCE_BYTES, None), run(1..2, 1, None)),
             (run(0..MAX_SEQUENCE as i64, 0, None), run(0..1, 0, None)),
         ];
+        let mut queue: VecDeque<LaneRun> = [
+            run(0..100, 0, None),
+            run(100..200, 0, None),
+            run(200..300, 0, None),
+        ]
+        .into();
+        let taken = take_joined(&mut queue).unwrap();
+        assert_eq!(
+            taken.works.len(),
+            200,
+            "joined up to {MAX_SEQUENCE} messages"
+        );
+        assert_eq!(queue.len(), 1, "the rest waits, first in line");
+        assert_eq!(queue[0].works[0].message.offset, 200);
+        assert!(take_joined(&mut VecDeque::new()).is_none());
+
         for (mut first, second) in refused {
             let length = first.works.len();
             let given_back = first.absorb(second).expect("given back");
