@@ -292,8 +292,10 @@ export interface ConsumerOptions {
    * At most this many messages are received but not yet committed (unfinished,
    * finished behind an unfinished one of the same partition, or awaiting the
    * commit's acknowledgement); fetching pauses beyond. This bounds what a crash
-   * redelivers: offsets are committed once half of it is finished (besides every 5 s,
-   * on revoke and on `close()`). Default 5000.
+   * redelivers: offsets are committed each time half of it has finished since the
+   * last such commit, or a smaller share when intake waits for commits, without
+   * waiting for the previous commit's acknowledgement (besides every 5 s, on revoke
+   * and on `close()`). Default 5000.
    */
   maxInFlight?: number
   /**

@@ -51,8 +51,10 @@ pub struct ConsumerOptions {
     /// At most this many messages are received but not yet committed (unfinished,
     /// finished behind an unfinished one of the same partition, or awaiting the
     /// commit's acknowledgement); fetching pauses beyond. This bounds what a crash
-    /// redelivers: offsets are committed once half of it is finished (besides every 5 s,
-    /// on revoke and on `close()`). Default 5000.
+    /// redelivers: offsets are committed each time half of it has finished since the
+    /// last such commit, or a smaller share when intake waits for commits, without
+    /// waiting for the previous commit's acknowledgement (besides every 5 s, on revoke
+    /// and on `close()`). Default 5000.
     pub max_in_flight: Option<u32>,
     /// Larger values never reach the callback: they are parked in the dead-letter topic
     /// (`x-dlq-error-code: ERR_VALUE_TOO_LARGE`), or skipped with `deadLetterTopic: false`.
