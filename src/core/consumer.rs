@@ -626,16 +626,16 @@ impl Shared {
         self.uncommitted.fetch_sub(uncommitted, Ordering::AcqRel);
     }
 
-    /// Asks handlers running a sequence to report progress after each
-    /// message, so a drain need not wait for whole runs. Not in exactly-once
-    /// mode: there a run is one transaction, which commits whole or not at
-    /// all, so a drain waits for it (at most a run or a batch).
     /// Runs `f` on the batch the poll thread is gathering; `None` when there
     /// is no batcher (any more).
     fn with_batcher<R>(&self, f: impl FnOnce(&mut Batcher) -> R) -> Option<R> {
         self.batcher.lock().ok()?.as_mut().map(f)
     }
 
+    /// Asks handlers running a sequence to report progress after each
+    /// message, so a drain need not wait for whole runs. Not in exactly-once
+    /// mode: there a run is one transaction, which commits whole or not at
+    /// all, so a drain waits for it (at most a run or a batch).
     fn ask_handlers_to_yield(&self) {
         if self.options.exactly_once.is_none() {
             self.options.yield_signal.raise();
@@ -1242,6 +1242,32 @@ impl PartitionMemo {
             self.key = (message.topic.to_string(), message.partition);
         }
         (&self.key, changed)
+    }
+}
+
+/// Whether works are of a partition still assigned as when they arrived
+/// (the same generation), looking each partition up once per run of its
+/// works under one lock of the tracker.
+struct CurrentPartitions<'t> {
+    tracker: &'t OffsetTracker,
+    partition: PartitionMemo,
+    current: Option<u64>,
+}
+
+impl<'t> CurrentPartitions<'t> {
+    fn new(tracker: &'t OffsetTracker) -> Self {
+        CurrentPartitions {
+            tracker,
+            partition: PartitionMemo::default(),
+            current: None,
+        }
+    }
+
+    fn hold(&mut self, work: &Work) -> bool {
+        if let (key, true) = self.partition.key_of(&work.message) {
+            self.current = self.tracker.generation(key);
+        }
+        self.current == Some(work.generation)
     }
 }
 
@@ -1964,16 +1990,9 @@ fn hand_on(shared: &Shared, outlet: &Outlet, messages: &[MessageView<'_>]) -> bo
             .is_ok(),
         Outlet::Batches => shared
             .with_batcher(|batcher| {
-                let mut accepted = accepted.into_iter().peekable();
-                while let Some((message, topic, generation)) = accepted.next() {
-                    if let Some((next, _, _)) = accepted.peek() {
-                        next.prefetch_payload();
-                    }
-                    if !batcher.add(shared, message, topic, generation) {
-                        return false;
-                    }
-                }
-                true
+                prefetching(accepted).all(|(message, topic, generation)| {
+                    batcher.add(shared, message, topic, generation)
+                })
             })
             .unwrap_or(false),
     }
@@ -1986,11 +2005,8 @@ fn hand_on(shared: &Shared, outlet: &Outlet, messages: &[MessageView<'_>]) -> bo
 /// in-flight count is raised once: per message, the lock, two lookups, two
 /// shared counters and a copy of the topic name cost the poll thread more
 /// than copying the value did.
-fn accept<'m>(
-    shared: &Shared,
-    messages: &[MessageView<'m>],
-) -> Vec<(MessageView<'m>, Arc<str>, u64)> {
-    let mut accepted: Vec<(MessageView<'_>, Arc<str>, u64)> = Vec::with_capacity(messages.len());
+fn accept<'m>(shared: &Shared, messages: &[MessageView<'m>]) -> Vec<Accepted<'m>> {
+    let mut accepted: Vec<Accepted<'_>> = Vec::with_capacity(messages.len());
     if let Ok(mut tracker) = shared.tracker.lock() {
         let mut rest = messages;
         while let Some(first) = rest.first().copied() {
@@ -2024,6 +2040,22 @@ fn accept<'m>(
             .fetch_add(accepted.len() as u64, Ordering::Relaxed);
     }
     accepted
+}
+
+/// A registered message: librdkafka's, its topic and its partition's generation.
+type Accepted<'m> = (MessageView<'m>, Arc<str>, u64);
+
+/// Accepted messages in order, each one's successor prefetched as it is
+/// taken (see [`MessageView::prefetch_payload`]).
+fn prefetching<'m>(accepted: Vec<Accepted<'m>>) -> impl Iterator<Item = Accepted<'m>> {
+    let mut accepted = accepted.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let taken = accepted.next()?;
+        if let Some((next, _, _)) = accepted.peek() {
+            next.prefetch_payload();
+        }
+        Some(taken)
+    })
 }
 
 /// A registered message, copied out of librdkafka, with its validation.
@@ -2386,14 +2418,8 @@ impl Dispatcher {
         let Ok(tracker) = self.shared.tracker.lock() else {
             return false;
         };
-        let mut partition = PartitionMemo::default();
-        let mut current = None;
-        works.iter().all(|work| {
-            if let (key, true) = partition.key_of(&work.message) {
-                current = tracker.generation(key);
-            }
-            current == Some(work.generation)
-        })
+        let mut current = CurrentPartitions::new(&tracker);
+        works.iter().all(|work| current.hold(work))
     }
 
     /// Handles a lane's messages one after the other: runs of valid messages
@@ -2405,19 +2431,10 @@ impl Dispatcher {
             let mut run = Vec::new();
             let mut revoked = Vec::new();
             {
-                // One lock for the run, one lookup per partition in it.
                 let tracker = self.shared.tracker.lock();
-                let mut partition = PartitionMemo::default();
-                let mut current = None;
+                let mut current = tracker.as_deref().ok().map(CurrentPartitions::new);
                 while let Some(work) = pending.next_if(|work| work.verdict.is_ok()) {
-                    let Ok(tracker) = tracker.as_ref() else {
-                        run.push(work);
-                        continue;
-                    };
-                    if let (key, true) = partition.key_of(&work.message) {
-                        current = tracker.generation(key);
-                    }
-                    if current == Some(work.generation) {
+                    if current.as_mut().is_none_or(|current| current.hold(&work)) {
                         run.push(work);
                     } else {
                         revoked.push(work);
@@ -2653,11 +2670,8 @@ impl Dispatcher {
         let Ok(tracker) = self.shared.tracker.lock() else {
             return false;
         };
-        let mut partition = PartitionMemo::default();
-        works.iter().all(|work| {
-            let (key, _) = partition.key_of(&work.message);
-            tracker.generation(key) != Some(work.generation)
-        })
+        let mut current = CurrentPartitions::new(&tracker);
+        works.iter().all(|work| !current.hold(work))
     }
 
     /// Runs the handler on `works` from attempt `first_attempt` until it

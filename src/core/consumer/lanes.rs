@@ -10,13 +10,11 @@
 //! (bench/README.md).
 
 use super::batcher::EncodingRun;
-use super::hub::MessageView;
-use super::{Shared, Work, MAX_SEQUENCE, MAX_SEQUENCE_BYTES};
+use super::{prefetching, Accepted, Shared, Work, MAX_SEQUENCE, MAX_SEQUENCE_BYTES};
 use crate::core::encoded::{EncodedDeliveries, EncodedWriter};
 use foldhash::HashMap as FastMap;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 /// A lane per topic, partition and message key, known by their hash: a
 /// collision only makes two keys share a lane (in order, less in parallel),
@@ -134,11 +132,9 @@ pub(super) fn runs_of(
     shared: &Shared,
     keys: &LaneKeys,
     encode: bool,
-    accepted: Vec<(MessageView<'_>, Arc<str>, u64)>,
+    accepted: Vec<Accepted<'_>>,
 ) -> Vec<LaneRun> {
-    let size_of = |(message, _, _): &(MessageView<'_>, Arc<str>, u64)| {
-        message.payload().map_or(0, <[u8]>::len)
-    };
+    let size_of = |(message, _, _): &Accepted<'_>| message.payload().map_or(0, <[u8]>::len);
     let cut = cut(
         accepted,
         |(message, topic, _)| keys.of(topic, message.partition(), message.key()),
@@ -148,11 +144,7 @@ pub(super) fn runs_of(
         .map(|(key, messages, bytes)| {
             if encode {
                 let mut run = EncodingRun::new(EncodedWriter::for_views_of(messages.len(), bytes));
-                let mut messages = messages.into_iter().peekable();
-                while let Some((message, topic, generation)) = messages.next() {
-                    if let Some((next, _, _)) = messages.peek() {
-                        next.prefetch_payload();
-                    }
+                for (message, topic, generation) in prefetching(messages) {
                     run.add(shared, message, topic, generation);
                 }
                 let batch = run.finish();
@@ -184,6 +176,7 @@ pub(super) fn runs_of(
 mod tests {
     use super::*;
     use crate::core::consumer::{ReceivedMessage, ValueForm};
+    use std::sync::Arc;
 
     fn run(
         offsets: std::ops::Range<i64>,
