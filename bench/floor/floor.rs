@@ -20,6 +20,7 @@
 //! `[partition, offset, timestamp, key, ...]` per chunk of about 64 KiB.
 
 use crate::binding::handoff::JsonText;
+use crate::core::encoded::Chunk as EncodedChunk;
 use crate::core::schema::{Decoded, PayloadSchema};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -376,8 +377,8 @@ impl Chunk {
     fn finish(mut self, mut texts: Vec<JsonText>) -> Vec<JsonText> {
         self.values.push(b']');
         self.metadata.push(b']');
-        texts.push(JsonText(self.values.into()));
-        texts.push(JsonText(self.metadata.into()));
+        texts.push(JsonText(EncodedChunk::new(self.values.into())));
+        texts.push(JsonText(EncodedChunk::new(self.metadata.into())));
         texts
     }
 }

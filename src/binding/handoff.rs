@@ -17,8 +17,7 @@ use crate::core::consumer::{
     Delivery, EncodedHandler, HandlerFailure, HandlerFuture, Interrupted, MessageHandler,
     YieldSignal,
 };
-use crate::core::encoded::EncodedDeliveries;
-use bytes::Bytes;
+use crate::core::encoded::{Chunk, EncodedDeliveries};
 use napi::bindgen_prelude::{
     Buffer, FnArgs, FromNapiValue, Function, JsObjectValue, Object, ToNapiValue, Unknown,
 };
@@ -656,17 +655,17 @@ impl ToNapiValue for Fetched {
 
 /// An encoded chunk, handed to V8 as Latin-1 when it is ASCII (the common
 /// case): the same characters, without UTF-8 decoding.
-pub struct JsonText(pub(crate) Bytes);
+pub struct JsonText(pub(crate) Chunk);
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        let bytes = value.0;
+        let Chunk { text: bytes, ascii } = value.0;
         let mut text = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread; `bytes` outlives the call, which
         // copies them (invalid UTF-8, impossible for validated values, would
         // be replaced, not read out of bounds).
         napi::check_status!(unsafe {
-            if bytes.is_ascii() {
+            if ascii {
                 sys::napi_create_string_latin1(
                     env,
                     bytes.as_ptr().cast(),

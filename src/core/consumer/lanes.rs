@@ -176,6 +176,7 @@ pub(super) fn runs_of(
 mod tests {
     use super::*;
     use crate::core::consumer::{ReceivedMessage, ValueForm};
+    use crate::core::encoded::Chunk;
     use std::sync::Arc;
 
     fn run(
@@ -208,7 +209,7 @@ mod tests {
 
     fn encoded(chunk: &str, raw: bool) -> Option<EncodedDeliveries> {
         Some(EncodedDeliveries {
-            chunks: vec![bytes::Bytes::from(chunk.to_string())],
+            chunks: vec![Chunk::new(bytes::Bytes::from(chunk.to_string()))],
             payloads: raw.then(Vec::new),
         })
     }
@@ -220,7 +221,15 @@ mod tests {
         let offsets: Vec<i64> = first.works.iter().map(|work| work.message.offset).collect();
         assert_eq!(offsets, [0, 1, 2, 3, 4]);
         assert_eq!(first.bytes, 200);
-        assert_eq!(first.encoded.as_ref().unwrap().chunks, ["a", "b"]);
+        let texts: Vec<&[u8]> = first
+            .encoded
+            .as_ref()
+            .unwrap()
+            .chunks
+            .iter()
+            .map(|chunk| &chunk[..])
+            .collect();
+        assert_eq!(texts, [b"a", b"b"]);
 
         let mut first = run(0..1, 0, None);
         assert!(first.absorb(run(1..2, 0, None)).is_none());
