@@ -29,7 +29,7 @@ const ALL_KINDS = ['produce-each', 'produce-batch', 'consume-each', 'consume-bat
 /** The raw-schema variant of this addon only differs when consuming. */
 const KINDS_OF = /** @type {Record<string, string[]>} */ ({
   'napi-raw': ['consume-each', 'consume-batch'],
-  'napi-floor': ['consume-batch'],
+  'napi-floor': ['consume-each', 'consume-batch'],
 });
 
 /**
