@@ -659,7 +659,7 @@ pub struct JsonText(pub(crate) Chunk);
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        let Chunk { text: bytes, ascii } = value.0;
+        let (bytes, ascii) = value.0.into_parts();
         let mut text = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread; `bytes` outlives the call, which
         // copies them (invalid UTF-8, impossible for validated values, would
