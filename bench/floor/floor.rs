@@ -1,11 +1,13 @@
 //! The benchmark's N-API floor (`napi-floor`): the least an N-API consumer
 //! over librdkafka does to hand batches of JSON events to a JavaScript
-//! callback with this addon's guarantees for the batch case: each value
-//! validated as JSON off the JavaScript thread, message objects with their
-//! metadata, batches in order, and offsets stored only after a batch's
-//! callback settled, with at most `max_in_flight` messages handed over and
-//! not settled. Nothing else: no retries, dead-letter topic, headers, early
-//! commits, revocation handling or clean close.
+//! callback with this addon's guarantees: each value validated as JSON off
+//! the JavaScript thread, message objects with their metadata, batches in
+//! order, and offsets stored only after a batch's callback settled, with at
+//! most `max_in_flight` messages handed over and not settled. Both consume
+//! cases use it: per message, `bench/clients/floor.mjs` awaits each
+//! message's callback in turn over the same batches. Nothing else: no
+//! retries, dead-letter topic, headers, early commits, revocation handling
+//! or clean close.
 //!
 //! Built only for the benchmark (`--features bench-floor`, by
 //! `scripts/bench.sh` into `bench/floor/build/`), never part of the addon.
