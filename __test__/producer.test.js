@@ -313,6 +313,88 @@ describe('bad arguments are rejected with ERR_INVALID_ARG', () => {
   });
 });
 
+describe('sendMessage among other sends', () => {
+  test('they reach the partition in call order, around sends of other kinds', async () => {
+    const topic = await freshTopic(1);
+    const sends = [];
+    for (let i = 0; i < 50; i += 1) sends.push(producer.sendMessage(topic, `m${i}`));
+    sends.push(producer.send({ topic, messages: [{ value: 'send' }] }).then(([report]) => report));
+    for (let i = 50; i < 60; i += 1) sends.push(producer.sendMessage(topic, `m${i}`));
+    sends.push(producer.sendMovieEvent('VIEW', 'u', 'm').then(() => null));
+    sends.push(producer.sendMessage(topic, 'last'));
+    const reports = (await Promise.all(sends)).filter((report) => report !== null);
+    expect(reports.map((report) => report.offset)).toEqual(Array.from({ length: 62 }, (_, i) => i));
+    const read = await readTopic(topic, 62);
+    const expected = [
+      ...Array.from({ length: 50 }, (_, i) => `m${i}`),
+      'send',
+      ...Array.from({ length: 10 }, (_, i) => `m${50 + i}`),
+      'last',
+    ];
+    expect(read.map((message) => message.value.toString())).toEqual(expected);
+  });
+
+  test('a bad call among them rejects alone, whatever its arguments do', async () => {
+    const topic = await freshTopic(1);
+    const producerAny = /** @type {any} */ (producer);
+    let reentered;
+    const throwing = {
+      get key() {
+        throw new Error('no key today');
+      },
+    };
+    const reentering = {
+      get key() {
+        reentered = producer.sendMessage(topic, 'from a getter');
+        return 'k';
+      },
+    };
+    const outcomes = await Promise.allSettled([
+      producer.sendMessage(topic, 'first'),
+      producerAny.sendMessage(topic, undefined),
+      producerAny.sendMessage(topic, 'x', throwing),
+      producerAny.sendMessage(topic, 'x', { partiton: 0 }),
+      producerAny.sendMessage(7, 'x'),
+      producer.sendMessage(topic, 'reentering', reentering),
+      producer.sendMessage(topic, 'last'),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'rejected',
+      'rejected',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    for (const outcome of outcomes.filter((outcome) => outcome.status === 'rejected')) {
+      const { reason } = /** @type {PromiseRejectedResult} */ (outcome);
+      expect(isError(reason)).toBe(true);
+      expect(reason.code).toBe('ERR_INVALID_ARG');
+    }
+    expect(/** @type {PromiseRejectedResult} */ (outcomes[2]).reason.message).toContain('no key today');
+    await expect(reentered).resolves.toMatchObject({ topic });
+    const read = await readTopic(topic, 4);
+    expect(read.map((message) => message.value.toString()).sort()).toEqual(
+      ['first', 'from a getter', 'last', 'reentering'].sort(),
+    );
+  });
+
+  test('queuedMessages counts a message once it is sent, and disconnect delivers it', async () => {
+    const own = new KafkaProducer({ brokers: brokers(), clientId: 'front-test', ...quiet });
+    const topic = await freshTopic(1);
+    const sends = Array.from({ length: 20 }, (_, i) => own.sendMessage(topic, `m${i}`));
+    expect(own.queuedMessages).toBe(20);
+    const disconnected = own.disconnect();
+    await expect(Promise.all(sends)).resolves.toHaveLength(20);
+    await disconnected;
+    await expect(own.sendMessage(topic, 'late')).rejects.toMatchObject({ code: 'ERR_KAFKA_DISCONNECTED' });
+    expect((await readTopic(topic, 20)).map((message) => message.value.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `m${i}`),
+    );
+  });
+});
+
 describe('configuration', () => {
   test('invalid options fail at construction, naming the key', () => {
     /** @type {Array<[any, string, RegExp]>} */
