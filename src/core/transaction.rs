@@ -318,8 +318,23 @@ impl Producer {
             .map_err(|failure| self.transaction_error("cannot initialise transactions", failure))?;
             transactions.initialised.store(true, Ordering::Release);
         }
-        self.finish_unfinished().await?;
-        handle.begin_transaction().map_err(|error| {
+        let resumed = self.finish_unfinished().await?;
+        let began = match (handle.begin_transaction(), resumed) {
+            // librdkafka can return a resumed commit or abort before its
+            // last step ran, the one that lets a transaction begin again
+            // (its stale result answers that step's request); the state is
+            // then "not acked", and the same call once more completes it.
+            (Err(error), Some(ending)) if Failure::of(&error).code == RDKafkaErrorCode::State => {
+                tracing::debug!(
+                    "the resumed {} left the transaction unacknowledged; completing it",
+                    ending.name()
+                );
+                self.end_unacknowledged(ending).await?;
+                handle.begin_transaction()
+            }
+            (began, _) => began,
+        };
+        began.map_err(|error| {
             self.transaction_error("cannot begin a transaction", Failure::of(&error))
         })?;
         let id = transactions.next_id.fetch_add(1, Ordering::AcqRel) + 1;
@@ -332,10 +347,27 @@ impl Producer {
         })
     }
 
+    /// Calls a commit or abort that librdkafka reported done once more, to
+    /// complete its acknowledgement (see `begin_in_turn`).
+    async fn end_unacknowledged(&self, ending: Ending) -> Result<()> {
+        let timeout = self.transactions()?.timeout;
+        self.blocking(move |handle| match ending {
+            Ending::Commit => handle.commit_transaction(timeout),
+            Ending::Abort => handle.abort_transaction(timeout),
+        })
+        .await?
+        .map_err(|error| {
+            let context = format!("the previous transaction's {} failed", ending.name());
+            self.transaction_error(&context, Failure::of(&error))
+        })
+    }
+
     /// Resumes a commit or abort of an earlier transaction that ran out of
-    /// time: librdkafka accepts nothing else until it completes.
-    async fn finish_unfinished(&self) -> Result<()> {
+    /// time: librdkafka accepts nothing else until it completes. Returns the
+    /// ending it completed, if any.
+    async fn finish_unfinished(&self) -> Result<Option<Ending>> {
         let transactions = self.transactions()?;
+        let mut completed = None;
         while let Some(ending) = transactions.unfinished() {
             let timeout = transactions.timeout;
             let outcome = self
@@ -348,7 +380,10 @@ impl Producer {
                 })
                 .await?;
             match outcome {
-                Ok(()) => transactions.set_unfinished(None),
+                Ok(()) => {
+                    transactions.set_unfinished(None);
+                    completed = Some(ending);
+                }
                 Err(failure) if failure.retriable && !failure.requires_abort => {
                     return Err(CoreError::TimedOut(format!(
                         "the previous transaction's {} has still not completed after {} ms (it is resumed before the next transaction)",
@@ -366,7 +401,7 @@ impl Producer {
                 }
             }
         }
-        Ok(())
+        Ok(completed)
     }
 
     fn transactions(&self) -> Result<&Transactions> {
