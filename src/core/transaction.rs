@@ -350,16 +350,24 @@ impl Producer {
     /// Calls a commit or abort that librdkafka reported done once more, to
     /// complete its acknowledgement (see `begin_in_turn`).
     async fn end_unacknowledged(&self, ending: Ending) -> Result<()> {
-        let timeout = self.transactions()?.timeout;
-        self.blocking(move |handle| match ending {
-            Ending::Commit => handle.commit_transaction(timeout),
-            Ending::Abort => handle.abort_transaction(timeout),
-        })
-        .await?
-        .map_err(|error| {
+        self.call_ending(ending).await?.map_err(|failure| {
             let context = format!("the previous transaction's {} failed", ending.name());
-            self.transaction_error(&context, Failure::of(&error))
+            self.transaction_error(&context, failure)
         })
+    }
+
+    /// librdkafka's commit or abort of the current transaction (a new call,
+    /// or the resumption of one that ran out of time), off the runtime.
+    async fn call_ending(&self, ending: Ending) -> Result<std::result::Result<(), Failure>> {
+        let timeout = self.transactions()?.timeout;
+        self.blocking(move |handle| {
+            match ending {
+                Ending::Commit => handle.commit_transaction(timeout),
+                Ending::Abort => handle.abort_transaction(timeout),
+            }
+            .map_err(|error| Failure::of(&error))
+        })
+        .await
     }
 
     /// Resumes a commit or abort of an earlier transaction that ran out of
@@ -370,16 +378,7 @@ impl Producer {
         let mut completed = None;
         while let Some(ending) = transactions.unfinished() {
             let timeout = transactions.timeout;
-            let outcome = self
-                .blocking(move |handle| {
-                    match ending {
-                        Ending::Commit => handle.commit_transaction(timeout),
-                        Ending::Abort => handle.abort_transaction(timeout),
-                    }
-                    .map_err(|error| Failure::of(&error))
-                })
-                .await?;
-            match outcome {
+            match self.call_ending(ending).await? {
                 Ok(()) => {
                     transactions.set_unfinished(None);
                     completed = Some(ending);
